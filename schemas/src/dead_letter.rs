@@ -1,0 +1,231 @@
+//! Dead letters: records the scorer could not score, with a stable reason code.
+
+use std::sync::LazyLock;
+
+use apache_avro::types::Value;
+use serde::Serialize;
+
+use crate::codec::{AvroRecord, FieldReader, SchemaInfo, nullable, record};
+use crate::error::DecodeError;
+use crate::patient::Invalid;
+
+static SCHEMA: LazyLock<SchemaInfo> =
+    LazyLock::new(|| SchemaInfo::parse(include_str!("../avro/dead_letter.avsc")));
+
+/// Why a record was dead-lettered. The codes are stable: they appear in the DLQ header, the
+/// `reason` log field and the `reason` metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The message had no value (tombstone or zero bytes).
+    EmptyValue,
+    /// The value is not Avro single-object encoded, or its body does not decode.
+    MalformedAvro,
+    /// The value names a schema fingerprint this scorer does not know.
+    UnknownSchema,
+    /// A required field is missing or of the wrong type.
+    MissingField,
+    /// A value is outside its allowed range or set.
+    OutOfRange,
+    /// A value is not finite, or the patient id is empty or too long.
+    InvalidValue,
+}
+
+impl Reason {
+    /// Every reason, for pre-registering metric labels.
+    pub const ALL: [Self; 6] = [
+        Self::EmptyValue,
+        Self::MalformedAvro,
+        Self::UnknownSchema,
+        Self::MissingField,
+        Self::OutOfRange,
+        Self::InvalidValue,
+    ];
+
+    /// The stable snake_case code.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::EmptyValue => "empty_value",
+            Self::MalformedAvro => "malformed_avro",
+            Self::UnknownSchema => "unknown_schema",
+            Self::MissingField => "missing_field",
+            Self::OutOfRange => "out_of_range",
+            Self::InvalidValue => "invalid_value",
+        }
+    }
+
+    /// The reason for a decode failure.
+    pub fn for_decode(err: &DecodeError) -> Self {
+        match err {
+            DecodeError::Empty { .. } => Self::EmptyValue,
+            DecodeError::UnknownSchema { .. } => Self::UnknownSchema,
+            DecodeError::FieldType { .. } => Self::MissingField,
+            DecodeError::BadMarker { .. }
+            | DecodeError::Malformed { .. }
+            | DecodeError::TrailingBytes { .. } => Self::MalformedAvro,
+        }
+    }
+
+    /// The reason for a validation failure: the first violation decides.
+    pub fn for_invalid(err: &Invalid) -> Self {
+        use crate::patient::Problem;
+        match err.violations.first().map(|v| &v.problem) {
+            Some(Problem::Missing | Problem::WrongType { .. }) => Self::MissingField,
+            Some(Problem::OutOfRange { .. } | Problem::NotAllowed { .. }) => Self::OutOfRange,
+            Some(Problem::NotFinite | Problem::BadLength { .. }) | None => Self::InvalidValue,
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A record that could not be scored, with everything needed to replay or debug it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// The input key, untouched.
+    pub original_key: Option<Vec<u8>>,
+    /// The input value, untouched.
+    pub original_value: Option<Vec<u8>>,
+    /// Where the input came from.
+    pub source_topic: String,
+    /// Its partition.
+    pub source_partition: i32,
+    /// Its offset.
+    pub source_offset: i64,
+    /// Stable code ([`Reason::code`]).
+    pub reason: String,
+    /// Human-readable detail.
+    pub message: String,
+    /// When the scorer gave up on it, ms since the epoch.
+    pub failed_at: i64,
+}
+
+impl AvroRecord for DeadLetter {
+    const NAME: &'static str = "DeadLetter";
+
+    fn schema_info() -> &'static SchemaInfo {
+        &SCHEMA
+    }
+
+    fn to_value(&self) -> Value {
+        record(vec![
+            (
+                "original_key",
+                nullable(self.original_key.clone().map(Value::Bytes)),
+            ),
+            (
+                "original_value",
+                nullable(self.original_value.clone().map(Value::Bytes)),
+            ),
+            ("source_topic", Value::String(self.source_topic.clone())),
+            ("source_partition", Value::Int(self.source_partition)),
+            ("source_offset", Value::Long(self.source_offset)),
+            ("reason", Value::String(self.reason.clone())),
+            ("message", Value::String(self.message.clone())),
+            ("failed_at", Value::TimestampMillis(self.failed_at)),
+        ])
+    }
+
+    fn from_value(value: Value) -> Result<Self, DecodeError> {
+        let mut r = FieldReader::new(Self::NAME, value)?;
+        Ok(Self {
+            original_key: r.opt_bytes("original_key")?,
+            original_value: r.opt_bytes("original_value")?,
+            source_topic: r.string("source_topic")?,
+            source_partition: r.int("source_partition")?,
+            source_offset: r.long("source_offset")?,
+            reason: r.string("reason")?,
+            message: r.string("message")?,
+            failed_at: r.long("failed_at")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PatientRecord;
+
+    #[test]
+    fn avro_round_trip_keeps_original_bytes() {
+        let d = DeadLetter {
+            original_key: Some(b"k".to_vec()),
+            original_value: Some(vec![0, 159, 255]),
+            source_topic: "patients".into(),
+            source_partition: 3,
+            source_offset: 42,
+            reason: Reason::MalformedAvro.code().into(),
+            message: "bad".into(),
+            failed_at: 5,
+        };
+        assert_eq!(DeadLetter::decode(&d.encode().unwrap()).unwrap(), d);
+        let none = DeadLetter {
+            original_key: None,
+            original_value: None,
+            ..d
+        };
+        assert_eq!(DeadLetter::decode(&none.encode().unwrap()).unwrap(), none);
+    }
+
+    #[test]
+    fn decode_failures_map_to_reasons() {
+        let cases: [(&[u8], Reason); 4] = [
+            (b"", Reason::EmptyValue),
+            (b"{\"age\": 1}", Reason::MalformedAvro),
+            (
+                &[0xC3, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                Reason::UnknownSchema,
+            ),
+            (&[0xC3, 0x01], Reason::MalformedAvro),
+        ];
+        for (bytes, want) in cases {
+            let err = PatientRecord::decode(bytes).unwrap_err();
+            assert_eq!(Reason::for_decode(&err), want, "{err}");
+        }
+    }
+
+    #[test]
+    fn truncated_body_is_malformed() {
+        let rec = PatientRecord {
+            patient_id: "p".into(),
+            event_time: 0,
+            age: 50,
+            sex: 1,
+            cp: 1,
+            trestbps: 120.0,
+            chol: 200.0,
+            fbs: 0,
+            restecg: 0,
+            thalach: 150.0,
+            exang: 0,
+            oldpeak: 1.0,
+            slope: 1,
+            ca: None,
+            thal: None,
+        };
+        let bytes = rec.encode().unwrap();
+        let err = PatientRecord::decode(&bytes[..bytes.len() - 3]).unwrap_err();
+        assert_eq!(Reason::for_decode(&err), Reason::MalformedAvro);
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(
+            PatientRecord::decode(&longer),
+            Err(DecodeError::TrailingBytes { extra: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn codes_are_unique_snake_case() {
+        let codes: std::collections::HashSet<_> = Reason::ALL.iter().map(|r| r.code()).collect();
+        assert_eq!(codes.len(), Reason::ALL.len());
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'))
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! Errors of the Avro codec.
+
+use thiserror::Error;
+
+/// Why bytes could not be turned into a typed record.
+#[derive(Debug, Error)]
+pub enum DecodeError {
+    /// The value was absent (a tombstone or an empty message).
+    #[error("empty value: expected an Avro single-object encoded {record}")]
+    Empty {
+        /// The record type that was expected.
+        record: &'static str,
+    },
+    /// The first two bytes are not the Avro single-object marker `C3 01`.
+    #[error(
+        "not Avro single-object encoding: expected marker c3 01, found {found} (is the producer using heart-risk's codec?)"
+    )]
+    BadMarker {
+        /// The first bytes found, as hex.
+        found: String,
+    },
+    /// The schema fingerprint in the header is not the one this build knows for the record.
+    #[error("unknown schema for {record}: fingerprint {found}, expected {expected}")]
+    UnknownSchema {
+        /// The record type that was expected.
+        record: &'static str,
+        /// Fingerprint found in the header, hex.
+        found: String,
+        /// Fingerprint of the schema this build was compiled with, hex.
+        expected: String,
+    },
+    /// The body does not decode against the schema.
+    #[error("malformed Avro body for {record}: {detail}")]
+    Malformed {
+        /// The record type that was expected.
+        record: &'static str,
+        /// What the Avro reader reported.
+        detail: String,
+    },
+    /// Bytes were left over after the record.
+    #[error("{extra} trailing bytes after the {record} record")]
+    TrailingBytes {
+        /// The record type that was decoded.
+        record: &'static str,
+        /// How many bytes were left.
+        extra: usize,
+    },
+    /// The body decoded but a field had an unexpected Avro type.
+    #[error("field {field} of {record} has an unexpected Avro value")]
+    FieldType {
+        /// The record type.
+        record: &'static str,
+        /// The field.
+        field: &'static str,
+    },
+}
+
+/// Why a typed record could not be written as Avro. Only reachable if a record holds a value its
+/// own schema cannot represent, which is a bug, not bad input.
+#[derive(Debug, Error)]
+#[error("cannot encode {record} as Avro: {detail}")]
+pub struct EncodeError {
+    /// The record type.
+    pub record: &'static str,
+    /// What the Avro writer reported.
+    pub detail: String,
+}

@@ -1,0 +1,36 @@
+//! The contract between the processes of heart-risk: everything that crosses a Kafka topic or an
+//! HTTP body is defined here, so that producer, scorer and trainer cannot disagree.
+//!
+//! ```text
+//! producer ──PatientRecord──▶ [patients] ──▶ scorer ──Prediction──▶ [predictions]
+//!                                              │  └──DeadLetter───▶ [dead-letters]
+//! trainer ──ModelVersion──▶ [models, compacted] ─┘
+//! ```
+//!
+//! # Layout
+//! - [`patient`]: [`PatientRecord`], the 13 UCI attributes, their allowed values ([`FIELDS`]) and
+//!   validation that names the field, the value and the allowed range.
+//! - [`prediction`]: [`Prediction`], [`RiskLevel`] and the [`RiskThresholds`] that map a
+//!   probability to a level.
+//! - [`dead_letter`]: [`DeadLetter`] and the closed set of [`Reason`] codes.
+//! - [`model`]: [`ModelVersion`], the envelope a trained model travels in.
+//! - [`codec`]: Avro single-object encoding of all of the above ([`AvroRecord`]).
+//! - [`topics`]: default topic names and header names.
+//! - [`error`]: [`DecodeError`], [`EncodeError`].
+
+pub mod codec;
+pub mod dead_letter;
+pub mod error;
+pub mod model;
+pub mod patient;
+pub mod prediction;
+pub mod topics;
+
+pub use codec::AvroRecord;
+pub use dead_letter::{DeadLetter, Reason};
+pub use error::{DecodeError, EncodeError};
+pub use model::ModelVersion;
+pub use patient::{
+    Encoding, FIELDS, FieldKind, FieldSpec, Invalid, N_FIELDS, PatientRecord, Problem, Violation,
+};
+pub use prediction::{Prediction, RiskLevel, RiskThresholds, ThresholdError};

@@ -1,0 +1,667 @@
+//! The patient record: 13 UCI Heart Disease attributes, their allowed values, and validation.
+
+use std::fmt;
+use std::sync::LazyLock;
+
+use apache_avro::types::Value;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{AvroRecord, FieldReader, SchemaInfo, nullable, record};
+use crate::error::DecodeError;
+
+static SCHEMA: LazyLock<SchemaInfo> =
+    LazyLock::new(|| SchemaInfo::parse(include_str!("../avro/patient_record.avsc")));
+
+/// Longest accepted patient id, in bytes.
+pub const MAX_PATIENT_ID_BYTES: usize = 128;
+
+/// One patient as sent on the patients topic and to `POST /predict`.
+///
+/// JSON and Avro use the UCI attribute names. Categorical codes are integers; measurements are
+/// floating point. `ca` and `thal` may be missing (`null`), as they are in the UCI data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatientRecord {
+    /// Caller-assigned id; the Kafka key.
+    pub patient_id: String,
+    /// When the measurements were taken, ms since the Unix epoch.
+    pub event_time: i64,
+    /// Age, years.
+    pub age: i32,
+    /// 0 = female, 1 = male.
+    pub sex: i32,
+    /// Chest pain type, 1..=4.
+    pub cp: i32,
+    /// Resting blood pressure, mm Hg.
+    pub trestbps: f64,
+    /// Serum cholesterol, mg/dl.
+    pub chol: f64,
+    /// Fasting blood sugar > 120 mg/dl, 0/1.
+    pub fbs: i32,
+    /// Resting ECG, 0..=2.
+    pub restecg: i32,
+    /// Maximum heart rate achieved, beats/min.
+    pub thalach: f64,
+    /// Exercise-induced angina, 0/1.
+    pub exang: i32,
+    /// ST depression induced by exercise, mm.
+    pub oldpeak: f64,
+    /// Slope of the peak-exercise ST segment, 1..=3.
+    pub slope: i32,
+    /// Major vessels coloured by fluoroscopy, 0..=3; `None` when not measured.
+    pub ca: Option<i32>,
+    /// Thallium stress test: 3, 6 or 7; `None` when not measured.
+    pub thal: Option<i32>,
+}
+
+/// What values a clinical field accepts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FieldKind {
+    /// A measurement within an inclusive range.
+    Numeric {
+        /// Smallest allowed value.
+        min: f64,
+        /// Largest allowed value.
+        max: f64,
+    },
+    /// A code from a closed set.
+    Categorical {
+        /// The allowed codes.
+        allowed: &'static [i32],
+    },
+}
+
+/// How the model's preprocessing treats a field (fixed here so trainer and scorer agree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Median imputation, then standardisation.
+    Scaled,
+    /// Most-frequent imputation, then one-hot encoding.
+    OneHot,
+}
+
+/// One of the 13 clinical attributes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FieldSpec {
+    /// UCI attribute name, as used in JSON, Avro and CSV headers.
+    pub name: &'static str,
+    /// Allowed values.
+    pub kind: FieldKind,
+    /// Whether the field may be missing.
+    pub nullable: bool,
+    /// Whether values are whole numbers (Avro `int`).
+    pub integer: bool,
+    /// How the model encodes it.
+    pub encoding: Encoding,
+    /// Unit or meaning, for help texts and plots.
+    pub unit: &'static str,
+}
+
+const fn numeric(name: &'static str, min: f64, max: f64, unit: &'static str) -> FieldSpec {
+    FieldSpec {
+        name,
+        kind: FieldKind::Numeric { min, max },
+        nullable: false,
+        integer: false,
+        encoding: Encoding::Scaled,
+        unit,
+    }
+}
+
+const fn categorical(name: &'static str, allowed: &'static [i32], unit: &'static str) -> FieldSpec {
+    FieldSpec {
+        name,
+        kind: FieldKind::Categorical { allowed },
+        nullable: false,
+        integer: true,
+        encoding: Encoding::OneHot,
+        unit,
+    }
+}
+
+/// The 13 clinical attributes in UCI column order, which is also the model's feature order.
+pub const FIELDS: [FieldSpec; 13] = [
+    FieldSpec {
+        integer: true,
+        ..numeric("age", 1.0, 120.0, "years")
+    },
+    categorical("sex", &[0, 1], "0 = female, 1 = male"),
+    categorical("cp", &[1, 2, 3, 4], "chest pain type"),
+    numeric("trestbps", 50.0, 250.0, "mm Hg"),
+    numeric("chol", 50.0, 700.0, "mg/dl"),
+    categorical("fbs", &[0, 1], "fasting blood sugar > 120 mg/dl"),
+    categorical("restecg", &[0, 1, 2], "resting ECG"),
+    numeric("thalach", 50.0, 250.0, "beats/min"),
+    categorical("exang", &[0, 1], "exercise-induced angina"),
+    numeric("oldpeak", -3.0, 10.0, "mm"),
+    categorical("slope", &[1, 2, 3], "peak-exercise ST slope"),
+    FieldSpec {
+        name: "ca",
+        kind: FieldKind::Numeric { min: 0.0, max: 3.0 },
+        nullable: true,
+        integer: true,
+        encoding: Encoding::Scaled,
+        unit: "vessels",
+    },
+    FieldSpec {
+        name: "thal",
+        kind: FieldKind::Categorical {
+            allowed: &[3, 6, 7],
+        },
+        nullable: true,
+        integer: true,
+        encoding: Encoding::OneHot,
+        unit: "thallium test",
+    },
+];
+
+/// Number of clinical attributes.
+pub const N_FIELDS: usize = FIELDS.len();
+
+/// What is wrong with one field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum Problem {
+    /// The field is absent or null and may not be.
+    Missing,
+    /// The field has the wrong JSON type.
+    WrongType {
+        /// What was expected, e.g. "integer".
+        expected: &'static str,
+    },
+    /// A measurement outside its range.
+    OutOfRange {
+        /// Smallest allowed value.
+        min: f64,
+        /// Largest allowed value.
+        max: f64,
+    },
+    /// A code outside its set.
+    NotAllowed {
+        /// The allowed codes.
+        allowed: &'static [i32],
+    },
+    /// NaN or infinite.
+    NotFinite,
+    /// A text field that is empty or too long.
+    BadLength {
+        /// Longest allowed, in bytes.
+        max_bytes: usize,
+    },
+}
+
+/// One field that failed validation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Violation {
+    /// The field's name.
+    pub field: &'static str,
+    /// The offending value as text (`null` when missing).
+    pub value: String,
+    /// What is wrong.
+    #[serde(flatten)]
+    pub problem: Problem,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (field, value) = (self.field, &self.value);
+        match &self.problem {
+            Problem::Missing => write!(f, "{field} is missing"),
+            Problem::WrongType { expected } => {
+                write!(f, "{field} = {value} is not {expected}")
+            }
+            Problem::OutOfRange { min, max } => {
+                write!(
+                    f,
+                    "{field} = {value} is outside the allowed range {min}..={max}"
+                )
+            }
+            Problem::NotAllowed { allowed } => {
+                write!(
+                    f,
+                    "{field} = {value} is not one of the allowed codes {allowed:?}"
+                )
+            }
+            Problem::NotFinite => write!(f, "{field} = {value} is not a finite number"),
+            Problem::BadLength { max_bytes } => {
+                write!(f, "{field} must be 1 to {max_bytes} bytes long")
+            }
+        }
+    }
+}
+
+/// Every field of a record that failed validation; never empty.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct Invalid {
+    /// The violations, in field order.
+    pub violations: Vec<Violation>,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, v) in self.violations.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{v}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Invalid {
+    /// Whether any violation is a missing field (as opposed to a bad value).
+    pub fn has_missing(&self) -> bool {
+        self.violations
+            .iter()
+            .any(|v| matches!(v.problem, Problem::Missing | Problem::WrongType { .. }))
+    }
+}
+
+impl PatientRecord {
+    /// The 13 attributes in [`FIELDS`] order, `None` where missing.
+    pub fn features(&self) -> [Option<f64>; N_FIELDS] {
+        [
+            Some(f64::from(self.age)),
+            Some(f64::from(self.sex)),
+            Some(f64::from(self.cp)),
+            Some(self.trestbps),
+            Some(self.chol),
+            Some(f64::from(self.fbs)),
+            Some(f64::from(self.restecg)),
+            Some(self.thalach),
+            Some(f64::from(self.exang)),
+            Some(self.oldpeak),
+            Some(f64::from(self.slope)),
+            self.ca.map(f64::from),
+            self.thal.map(f64::from),
+        ]
+    }
+
+    /// Checks every field against [`FIELDS`] and the patient id's length.
+    ///
+    /// # Errors
+    /// [`Invalid`] listing every field that is out of range, not an allowed code, not finite or
+    /// missing where it may not be.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let mut violations = Vec::new();
+        if self.patient_id.is_empty() || self.patient_id.len() > MAX_PATIENT_ID_BYTES {
+            violations.push(Violation {
+                field: "patient_id",
+                value: format!("{:?}", truncate(&self.patient_id, 32)),
+                problem: Problem::BadLength {
+                    max_bytes: MAX_PATIENT_ID_BYTES,
+                },
+            });
+        }
+        for (spec, value) in FIELDS.iter().zip(self.features()) {
+            if let Some(problem) = check(spec, value) {
+                violations.push(Violation {
+                    field: spec.name,
+                    value: value.map_or_else(|| "null".to_owned(), |v| v.to_string()),
+                    problem,
+                });
+            }
+        }
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(Invalid { violations })
+        }
+    }
+
+    /// Builds a record from a JSON object with the UCI field names, checking every field.
+    ///
+    /// `patient_id` and `event_time` are optional here (defaults: `"anonymous"` and
+    /// `default_event_time`), since a synchronous caller may not have them.
+    ///
+    /// # Errors
+    /// [`Invalid`] naming every field that is missing, of the wrong type or out of range.
+    pub fn from_json(
+        object: &serde_json::Map<String, serde_json::Value>,
+        default_event_time: i64,
+    ) -> Result<Self, Invalid> {
+        let mut violations = Vec::new();
+        let patient_id = match object.get("patient_id") {
+            None | Some(serde_json::Value::Null) => "anonymous".to_owned(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) => {
+                violations.push(wrong_type("patient_id", other, "a string"));
+                String::new()
+            }
+        };
+        let event_time = match object.get("event_time") {
+            None | Some(serde_json::Value::Null) => default_event_time,
+            Some(v) => v.as_i64().unwrap_or_else(|| {
+                violations.push(wrong_type("event_time", v, "an integer (ms since epoch)"));
+                0
+            }),
+        };
+        let mut values = [None; N_FIELDS];
+        for (slot, spec) in values.iter_mut().zip(FIELDS.iter()) {
+            match object.get(spec.name) {
+                None | Some(serde_json::Value::Null) => {
+                    if !spec.nullable {
+                        violations.push(Violation {
+                            field: spec.name,
+                            value: "null".to_owned(),
+                            problem: Problem::Missing,
+                        });
+                    }
+                }
+                Some(v) => {
+                    let ok = if spec.integer {
+                        is_integral(v)
+                    } else {
+                        v.is_number()
+                    };
+                    if ok {
+                        *slot = v.as_f64();
+                    } else {
+                        violations.push(wrong_type(spec.name, v, expected_type(spec)));
+                    }
+                }
+            }
+        }
+        let record = Self::from_features(patient_id, event_time, &values);
+        if let Err(mut invalid) = record.validate() {
+            // Missing or mistyped fields were filled with placeholders: report them, not the
+            // placeholders' range errors.
+            let reported: Vec<&str> = violations.iter().map(|v| v.field).collect();
+            invalid.violations.retain(|v| !reported.contains(&v.field));
+            violations.extend(invalid.violations);
+        }
+        if violations.is_empty() {
+            Ok(record)
+        } else {
+            violations.sort_by_key(|v| field_position(v.field));
+            Err(Invalid { violations })
+        }
+    }
+
+    /// Builds a record from attributes in [`FIELDS`] order. Missing non-nullable values become 0,
+    /// so callers must validate; codes are rounded to the nearest integer.
+    pub fn from_features(patient_id: String, event_time: i64, v: &[Option<f64>; N_FIELDS]) -> Self {
+        let code = |x: Option<f64>| x.map_or(0, round_code);
+        Self {
+            patient_id,
+            event_time,
+            age: code(v[0]),
+            sex: code(v[1]),
+            cp: code(v[2]),
+            trestbps: v[3].unwrap_or(0.0),
+            chol: v[4].unwrap_or(0.0),
+            fbs: code(v[5]),
+            restecg: code(v[6]),
+            thalach: v[7].unwrap_or(0.0),
+            exang: code(v[8]),
+            oldpeak: v[9].unwrap_or(0.0),
+            slope: code(v[10]),
+            ca: v[11].map(round_code),
+            thal: v[12].map(round_code),
+        }
+    }
+}
+
+#[allow(clippy::cast_possible_truncation)] // codes are small integers; validation bounds them
+fn round_code(x: f64) -> i32 {
+    x.round().clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32
+}
+
+fn is_integral(v: &serde_json::Value) -> bool {
+    v.as_f64().is_some_and(|x| x.fract() == 0.0)
+}
+
+fn expected_type(spec: &FieldSpec) -> &'static str {
+    if spec.integer {
+        "an integer"
+    } else {
+        "a number"
+    }
+}
+
+fn wrong_type(field: &'static str, v: &serde_json::Value, expected: &'static str) -> Violation {
+    Violation {
+        field,
+        value: truncate(&v.to_string(), 32).to_owned(),
+        problem: Problem::WrongType { expected },
+    }
+}
+
+fn field_position(field: &str) -> usize {
+    match field {
+        "patient_id" => 0,
+        "event_time" => 1,
+        f => 2 + FIELDS.iter().position(|s| s.name == f).unwrap_or(N_FIELDS),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn check(spec: &FieldSpec, value: Option<f64>) -> Option<Problem> {
+    let Some(x) = value else {
+        return (!spec.nullable).then_some(Problem::Missing);
+    };
+    if !x.is_finite() {
+        return Some(Problem::NotFinite);
+    }
+    match spec.kind {
+        FieldKind::Numeric { min, max } => {
+            (!(min..=max).contains(&x)).then_some(Problem::OutOfRange { min, max })
+        }
+        FieldKind::Categorical { allowed } => {
+            (!allowed.iter().any(|&a| f64::from(a) == x)).then_some(Problem::NotAllowed { allowed })
+        }
+    }
+}
+
+impl AvroRecord for PatientRecord {
+    const NAME: &'static str = "PatientRecord";
+
+    fn schema_info() -> &'static SchemaInfo {
+        &SCHEMA
+    }
+
+    fn to_value(&self) -> Value {
+        record(vec![
+            ("patient_id", Value::String(self.patient_id.clone())),
+            ("event_time", Value::TimestampMillis(self.event_time)),
+            ("age", Value::Int(self.age)),
+            ("sex", Value::Int(self.sex)),
+            ("cp", Value::Int(self.cp)),
+            ("trestbps", Value::Double(self.trestbps)),
+            ("chol", Value::Double(self.chol)),
+            ("fbs", Value::Int(self.fbs)),
+            ("restecg", Value::Int(self.restecg)),
+            ("thalach", Value::Double(self.thalach)),
+            ("exang", Value::Int(self.exang)),
+            ("oldpeak", Value::Double(self.oldpeak)),
+            ("slope", Value::Int(self.slope)),
+            ("ca", nullable(self.ca.map(Value::Int))),
+            ("thal", nullable(self.thal.map(Value::Int))),
+        ])
+    }
+
+    fn from_value(value: Value) -> Result<Self, DecodeError> {
+        let mut r = FieldReader::new(Self::NAME, value)?;
+        Ok(Self {
+            patient_id: r.string("patient_id")?,
+            event_time: r.long("event_time")?,
+            age: r.int("age")?,
+            sex: r.int("sex")?,
+            cp: r.int("cp")?,
+            trestbps: r.double("trestbps")?,
+            chol: r.double("chol")?,
+            fbs: r.int("fbs")?,
+            restecg: r.int("restecg")?,
+            thalach: r.double("thalach")?,
+            exang: r.int("exang")?,
+            oldpeak: r.double("oldpeak")?,
+            slope: r.int("slope")?,
+            ca: r.opt_int("ca")?,
+            thal: r.opt_int("thal")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first row of the Cleveland file.
+    pub(crate) fn first_cleveland_row() -> PatientRecord {
+        PatientRecord {
+            patient_id: "cleveland-1".to_owned(),
+            event_time: 1_700_000_000_000,
+            age: 63,
+            sex: 1,
+            cp: 1,
+            trestbps: 145.0,
+            chol: 233.0,
+            fbs: 1,
+            restecg: 2,
+            thalach: 150.0,
+            exang: 0,
+            oldpeak: 2.3,
+            slope: 3,
+            ca: Some(0),
+            thal: Some(6),
+        }
+    }
+
+    #[test]
+    fn avro_round_trip_keeps_every_field() {
+        let mut rec = first_cleveland_row();
+        let bytes = rec.encode().unwrap();
+        assert_eq!(&bytes[..2], &[0xC3, 0x01]);
+        assert_eq!(PatientRecord::decode(&bytes).unwrap(), rec);
+        rec.ca = None;
+        rec.thal = None;
+        assert_eq!(PatientRecord::decode(&rec.encode().unwrap()).unwrap(), rec);
+    }
+
+    #[test]
+    fn a_valid_row_passes_validation() {
+        assert_eq!(first_cleveland_row().validate(), Ok(()));
+    }
+
+    #[test]
+    fn out_of_range_measurement_names_field_value_and_range() {
+        let rec = PatientRecord {
+            trestbps: 400.0,
+            ..first_cleveland_row()
+        };
+        let err = rec.validate().unwrap_err();
+        assert_eq!(err.violations.len(), 1);
+        assert_eq!(
+            err.to_string(),
+            "trestbps = 400 is outside the allowed range 50..=250"
+        );
+    }
+
+    #[test]
+    fn unknown_code_lists_allowed_codes() {
+        let rec = PatientRecord {
+            cp: 5,
+            thal: Some(4),
+            ..first_cleveland_row()
+        };
+        let err = rec.validate().unwrap_err();
+        let fields: Vec<_> = err.violations.iter().map(|v| v.field).collect();
+        assert_eq!(fields, ["cp", "thal"]);
+        assert_eq!(
+            err.violations[0].to_string(),
+            "cp = 5 is not one of the allowed codes [1, 2, 3, 4]"
+        );
+    }
+
+    #[test]
+    fn nan_is_not_finite() {
+        let rec = PatientRecord {
+            oldpeak: f64::NAN,
+            ..first_cleveland_row()
+        };
+        assert_eq!(
+            rec.validate().unwrap_err().violations[0].problem,
+            Problem::NotFinite
+        );
+    }
+
+    #[test]
+    fn empty_patient_id_is_rejected() {
+        let rec = PatientRecord {
+            patient_id: String::new(),
+            ..first_cleveland_row()
+        };
+        assert_eq!(
+            rec.validate().unwrap_err().violations[0].field,
+            "patient_id"
+        );
+    }
+
+    #[test]
+    fn json_missing_and_mistyped_fields_are_each_named() {
+        let json = serde_json::json!({
+            "age": 63, "sex": "male", "cp": 1, "trestbps": 145, "fbs": 1,
+            "restecg": 2, "thalach": 150, "exang": 0, "oldpeak": 2.3, "slope": 3, "ca": 0, "thal": 9
+        });
+        let err = PatientRecord::from_json(json.as_object().unwrap(), 0).unwrap_err();
+        let got: Vec<_> = err
+            .violations
+            .iter()
+            .map(|v| (v.field, v.problem.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "sex",
+                    Problem::WrongType {
+                        expected: "an integer"
+                    }
+                ),
+                ("chol", Problem::Missing),
+                (
+                    "thal",
+                    Problem::NotAllowed {
+                        allowed: &[3, 6, 7]
+                    }
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn json_accepts_uci_float_codes_and_defaults_id() {
+        let json = serde_json::json!({
+            "age": 63.0, "sex": 1.0, "cp": 1.0, "trestbps": 145.0, "chol": 233.0, "fbs": 1.0,
+            "restecg": 2.0, "thalach": 150.0, "exang": 0.0, "oldpeak": 2.3, "slope": 3.0, "ca": null
+        });
+        let rec = PatientRecord::from_json(json.as_object().unwrap(), 42).unwrap();
+        assert_eq!(rec.patient_id, "anonymous");
+        assert_eq!(rec.event_time, 42);
+        assert_eq!((rec.ca, rec.thal), (None, None));
+        assert_eq!(rec.cp, 1);
+    }
+
+    #[test]
+    fn json_fractional_code_is_wrong_type() {
+        let mut json = serde_json::to_value(first_cleveland_row()).unwrap();
+        json["cp"] = serde_json::json!(1.5);
+        let err = PatientRecord::from_json(json.as_object().unwrap(), 0).unwrap_err();
+        assert_eq!(err.violations[0].field, "cp");
+    }
+
+    #[test]
+    fn features_follow_field_order() {
+        let f = first_cleveland_row().features();
+        assert_eq!(f[0], Some(63.0));
+        assert_eq!(f[9], Some(2.3));
+        assert_eq!(FIELDS[9].name, "oldpeak");
+        assert_eq!(f[12], Some(6.0));
+    }
+}

@@ -1,0 +1,255 @@
+//! The scorer's output: probability, label, risk level and the model version that made it.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+use apache_avro::types::Value;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::codec::{AvroRecord, FieldReader, SchemaInfo, record};
+use crate::error::DecodeError;
+
+static SCHEMA: LazyLock<SchemaInfo> =
+    LazyLock::new(|| SchemaInfo::parse(include_str!("../avro/prediction.avsc")));
+
+/// Probability at or above which the label is 1 (disease predicted).
+pub const LABEL_THRESHOLD: f64 = 0.5;
+
+/// Coarse risk band for a probability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RiskLevel {
+    /// Below the medium threshold.
+    Low,
+    /// Between the thresholds.
+    Medium,
+    /// At or above the high threshold.
+    High,
+}
+
+impl RiskLevel {
+    /// Every level, lowest first.
+    pub const ALL: [Self; 3] = [Self::Low, Self::Medium, Self::High];
+
+    /// The Avro enum symbol and JSON spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "LOW",
+            Self::Medium => "MEDIUM",
+            Self::High => "HIGH",
+        }
+    }
+
+    const fn index(self) -> u32 {
+        match self {
+            Self::Low => 0,
+            Self::Medium => 1,
+            Self::High => 2,
+        }
+    }
+}
+
+impl fmt::Display for RiskLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RiskLevel {
+    type Err = DecodeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.as_str() == s)
+            .ok_or(DecodeError::FieldType {
+                record: "Prediction",
+                field: "risk_level",
+            })
+    }
+}
+
+/// Why a pair of thresholds is unusable.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum ThresholdError {
+    /// Not `0 <= medium < high <= 1`.
+    #[error(
+        "risk thresholds must satisfy 0 <= medium < high <= 1, got medium = {medium}, high = {high}"
+    )]
+    NotOrdered {
+        /// Lower threshold.
+        medium: f64,
+        /// Upper threshold.
+        high: f64,
+    },
+}
+
+/// Maps a probability to a [`RiskLevel`]: `p < medium` is LOW, `p >= high` is HIGH.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RiskThresholds {
+    medium: f64,
+    high: f64,
+}
+
+impl Default for RiskThresholds {
+    /// 0.3 and 0.7: a third of the probability range each side of the label threshold.
+    fn default() -> Self {
+        Self {
+            medium: 0.3,
+            high: 0.7,
+        }
+    }
+}
+
+impl RiskThresholds {
+    /// Checked constructor.
+    ///
+    /// # Errors
+    /// [`ThresholdError::NotOrdered`] unless `0 <= medium < high <= 1`.
+    pub fn new(medium: f64, high: f64) -> Result<Self, ThresholdError> {
+        if (0.0..=1.0).contains(&medium) && (0.0..=1.0).contains(&high) && medium < high {
+            Ok(Self { medium, high })
+        } else {
+            Err(ThresholdError::NotOrdered { medium, high })
+        }
+    }
+
+    /// The level for probability `p`.
+    pub fn level(&self, p: f64) -> RiskLevel {
+        if p >= self.high {
+            RiskLevel::High
+        } else if p >= self.medium {
+            RiskLevel::Medium
+        } else {
+            RiskLevel::Low
+        }
+    }
+}
+
+/// One scored patient.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// From the input record.
+    pub patient_id: String,
+    /// From the input record, ms since the epoch.
+    pub event_time: i64,
+    /// When the scorer computed this, ms since the epoch.
+    pub scored_at: i64,
+    /// Probability of heart disease, in [0, 1].
+    pub probability: f64,
+    /// 1 when `probability >= 0.5`.
+    pub label: i32,
+    /// Risk band.
+    pub risk_level: RiskLevel,
+    /// Name of the model that made it.
+    pub model_name: String,
+    /// Version of the model that made it.
+    pub model_version: i64,
+}
+
+impl Prediction {
+    /// The label for a probability.
+    pub fn label_for(probability: f64) -> i32 {
+        i32::from(probability >= LABEL_THRESHOLD)
+    }
+}
+
+impl AvroRecord for Prediction {
+    const NAME: &'static str = "Prediction";
+
+    fn schema_info() -> &'static SchemaInfo {
+        &SCHEMA
+    }
+
+    fn to_value(&self) -> Value {
+        record(vec![
+            ("patient_id", Value::String(self.patient_id.clone())),
+            ("event_time", Value::TimestampMillis(self.event_time)),
+            ("scored_at", Value::TimestampMillis(self.scored_at)),
+            ("probability", Value::Double(self.probability)),
+            ("label", Value::Int(self.label)),
+            (
+                "risk_level",
+                Value::Enum(self.risk_level.index(), self.risk_level.as_str().to_owned()),
+            ),
+            ("model_name", Value::String(self.model_name.clone())),
+            ("model_version", Value::Long(self.model_version)),
+        ])
+    }
+
+    fn from_value(value: Value) -> Result<Self, DecodeError> {
+        let mut r = FieldReader::new(Self::NAME, value)?;
+        Ok(Self {
+            patient_id: r.string("patient_id")?,
+            event_time: r.long("event_time")?,
+            scored_at: r.long("scored_at")?,
+            probability: r.double("probability")?,
+            label: r.int("label")?,
+            risk_level: r.enum_symbol("risk_level")?.parse()?,
+            model_name: r.string("model_name")?,
+            model_version: r.long("model_version")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_split_probability_range() {
+        let t = RiskThresholds::default();
+        assert_eq!(t.level(0.0), RiskLevel::Low);
+        assert_eq!(t.level(0.299), RiskLevel::Low);
+        assert_eq!(t.level(0.3), RiskLevel::Medium);
+        assert_eq!(t.level(0.699), RiskLevel::Medium);
+        assert_eq!(t.level(0.7), RiskLevel::High);
+        assert_eq!(t.level(1.0), RiskLevel::High);
+    }
+
+    #[test]
+    fn thresholds_must_be_ordered_and_within_unit_interval() {
+        assert!(RiskThresholds::new(0.2, 0.8).is_ok());
+        assert_eq!(
+            RiskThresholds::new(0.8, 0.2),
+            Err(ThresholdError::NotOrdered {
+                medium: 0.8,
+                high: 0.2
+            })
+        );
+        assert!(RiskThresholds::new(0.5, 0.5).is_err());
+        assert!(RiskThresholds::new(-0.1, 0.5).is_err());
+        assert!(RiskThresholds::new(0.1, 1.5).is_err());
+    }
+
+    #[test]
+    fn label_flips_at_one_half() {
+        assert_eq!(Prediction::label_for(0.4999), 0);
+        assert_eq!(Prediction::label_for(0.5), 1);
+    }
+
+    #[test]
+    fn avro_round_trip() {
+        let p = Prediction {
+            patient_id: "p-1".into(),
+            event_time: 1,
+            scored_at: 2,
+            probability: 0.8125,
+            label: 1,
+            risk_level: RiskLevel::High,
+            model_name: "heart".into(),
+            model_version: 7,
+        };
+        assert_eq!(Prediction::decode(&p.encode().unwrap()).unwrap(), p);
+    }
+
+    #[test]
+    fn risk_level_json_is_upper_case() {
+        assert_eq!(
+            serde_json::to_string(&RiskLevel::Medium).unwrap(),
+            "\"MEDIUM\""
+        );
+    }
+}
