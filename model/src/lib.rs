@@ -1,1 +1,26 @@
-//! placeholder
+//! The model artifact, and the one implementation of "apply an artifact to a patient" that the
+//! trainer and the scorer share.
+//!
+//! ```text
+//! trainer: fit Preprocessor + Estimator ─▶ Artifact ─▶ ModelVersion (payload + sha256)
+//! scorer:  ModelVersion ─▶ Model::load (checksum, structure, golden vectors) ─▶ Model::predict
+//! ```
+//!
+//! It is a crate of its own, not part of `heart-schemas`, because it is numeric code with its own
+//! invariants and tests; `heart-schemas` stays a pure wire contract.
+//!
+//! # Layout
+//! - [`preprocess`]: median/mode imputation, standardisation and one-hot encoding ([`Preprocessor`]).
+//! - [`estimator`]: logistic regression and tree ensembles as plain data ([`Estimator`]).
+//! - [`artifact`]: the serialized [`Artifact`] with its golden vectors, and its envelope.
+//! - [`load`]: [`Model`], a verified artifact ready to score, and [`ModelLoadError`].
+
+pub mod artifact;
+pub mod estimator;
+pub mod load;
+pub mod preprocess;
+
+pub use artifact::{Algorithm, Artifact, GoldenVector, PAYLOAD_FORMAT, sha256_hex};
+pub use estimator::{Estimator, Node, Tree};
+pub use load::{Model, ModelLoadError, Scored};
+pub use preprocess::{ColumnStep, Preprocessor};

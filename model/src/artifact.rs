@@ -1,0 +1,131 @@
+//! The model artifact: fitted preprocessing and estimator, provenance, and golden vectors.
+
+use std::collections::BTreeMap;
+
+use heart_schemas::patient::{FIELDS, N_FIELDS};
+use heart_schemas::{AvroRecord, ModelVersion};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::estimator::Estimator;
+use crate::preprocess::Preprocessor;
+
+/// The `payload_format` this crate writes and reads.
+pub const PAYLOAD_FORMAT: &str = "heart-model/postcard/v1";
+
+/// Which learning algorithm produced an estimator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Algorithm {
+    /// linfa-logistic.
+    LogisticRegression,
+    /// A single linfa-trees tree.
+    DecisionTree,
+    /// Bagged linfa-trees trees.
+    RandomForest,
+}
+
+impl Algorithm {
+    /// Every algorithm.
+    pub const ALL: [Self; 3] = [
+        Self::LogisticRegression,
+        Self::DecisionTree,
+        Self::RandomForest,
+    ];
+
+    /// Stable snake_case name.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::LogisticRegression => "logistic_regression",
+            Self::DecisionTree => "decision_tree",
+            Self::RandomForest => "random_forest",
+        }
+    }
+}
+
+impl std::fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// An input and the probability the trainer computed for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GoldenVector {
+    /// The 13 attributes in field order, `None` for missing.
+    pub input: [Option<f64>; N_FIELDS],
+    /// The trainer's probability.
+    pub probability: f64,
+}
+
+/// A trained model, as serialized into [`ModelVersion::payload`].
+///
+/// It holds nothing time-dependent, so the same data and seed give a byte-identical payload;
+/// version and creation time live in the envelope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// Model name, e.g. `heart-disease`.
+    pub name: String,
+    /// What produced the estimator.
+    pub algorithm: Algorithm,
+    /// The chosen hyperparameters, as text.
+    pub hyperparameters: BTreeMap<String, String>,
+    /// Fitted preprocessing.
+    pub preprocessor: Preprocessor,
+    /// Fitted estimator over the preprocessed features.
+    pub estimator: Estimator,
+    /// sha256 of the training data file, lowercase hex.
+    pub training_data_sha256: String,
+    /// Cross-validation metrics, e.g. `cv.roc_auc.mean`.
+    pub cv_metrics: BTreeMap<String, f64>,
+    /// Inputs and the trainer's probabilities; every loader must reproduce them.
+    pub golden: Vec<GoldenVector>,
+}
+
+impl Artifact {
+    /// Serializes the artifact (postcard: compact and deterministic).
+    ///
+    /// # Errors
+    /// Only if serialization fails, which postcard does not do for these types.
+    pub fn to_payload(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_allocvec(self)
+    }
+
+    /// Wraps the artifact in the envelope published on the models topic.
+    ///
+    /// # Errors
+    /// As [`Artifact::to_payload`].
+    pub fn to_version(
+        &self,
+        version: i64,
+        created_at: i64,
+        code_version: &str,
+    ) -> Result<ModelVersion, postcard::Error> {
+        let payload = self.to_payload()?;
+        Ok(ModelVersion {
+            name: self.name.clone(),
+            version,
+            algorithm: self.algorithm.code().to_owned(),
+            created_at,
+            code_version: code_version.to_owned(),
+            metrics: self.cv_metrics.clone(),
+            feature_spec: FIELDS.iter().map(|f| f.name.to_owned()).collect(),
+            payload_format: PAYLOAD_FORMAT.to_owned(),
+            checksum: sha256_hex(&payload),
+            payload,
+        })
+    }
+}
+
+/// sha256 of `bytes`, lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    heart_schemas::codec::hex(&Sha256::digest(bytes))
+}
+
+/// Writes a model version as an Avro single-object file (what `trainer train --out` writes and
+/// `scorer --model-file` reads).
+///
+/// # Errors
+/// The Avro encoding error, which cannot happen for a well-formed version.
+pub fn version_file_bytes(version: &ModelVersion) -> Result<Vec<u8>, heart_schemas::EncodeError> {
+    version.encode()
+}

@@ -1,0 +1,248 @@
+//! Fitted estimators as plain data: what the trainer learnt, in a form any loader can check.
+
+use serde::{Deserialize, Serialize};
+
+/// A node of a binary decision tree, stored in a flat vector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Node {
+    /// Go to `left` when `x[feature] <= threshold`, else to `right`.
+    Split {
+        /// Column of the encoded feature vector.
+        feature: u16,
+        /// Split value.
+        threshold: f64,
+        /// Index of the left child; always greater than this node's index.
+        left: u32,
+        /// Index of the right child; always greater than this node's index.
+        right: u32,
+    },
+    /// A leaf: the fraction of positive training samples that reached it.
+    Leaf {
+        /// Probability of the positive class.
+        probability: f64,
+    },
+}
+
+/// A decision tree; node 0 is the root.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tree {
+    /// The nodes. Children always come after their parent, which makes every path finite.
+    pub nodes: Vec<Node>,
+}
+
+impl Tree {
+    /// Probability of the positive class for encoded features `x`.
+    ///
+    /// # Panics
+    /// If the tree breaks its invariants (see [`Tree::check`]); loaders check first.
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        let mut i = 0usize;
+        loop {
+            match &self.nodes[i] {
+                Node::Leaf { probability } => return *probability,
+                Node::Split {
+                    feature,
+                    threshold,
+                    left,
+                    right,
+                } => {
+                    i = if x[usize::from(*feature)] <= *threshold {
+                        *left as usize
+                    } else {
+                        *right as usize
+                    };
+                }
+            }
+        }
+    }
+
+    /// Checks that the tree is non-empty, children follow their parents, features are within
+    /// `width` and leaves hold probabilities.
+    ///
+    /// # Errors
+    /// A description of the first broken invariant.
+    pub fn check(&self, width: usize) -> Result<(), String> {
+        if self.nodes.is_empty() {
+            return Err("empty tree".to_owned());
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            match node {
+                Node::Leaf { probability } => {
+                    if !(0.0..=1.0).contains(probability) {
+                        return Err(format!(
+                            "node {i}: leaf probability {probability} outside [0, 1]"
+                        ));
+                    }
+                }
+                Node::Split {
+                    feature,
+                    threshold,
+                    left,
+                    right,
+                } => {
+                    if usize::from(*feature) >= width {
+                        return Err(format!("node {i}: feature {feature} >= width {width}"));
+                    }
+                    if !threshold.is_finite() {
+                        return Err(format!("node {i}: threshold is not finite"));
+                    }
+                    for child in [*left as usize, *right as usize] {
+                        if child <= i || child >= self.nodes.len() {
+                            return Err(format!("node {i}: child {child} out of order or range"));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A fitted estimator over the encoded feature vector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Estimator {
+    /// `p = sigmoid(w · x + b)`.
+    Logistic {
+        /// One weight per encoded column.
+        weights: Vec<f64>,
+        /// The bias term.
+        intercept: f64,
+    },
+    /// The mean of the trees' leaf probabilities (one tree for a plain decision tree).
+    Forest {
+        /// The trees.
+        trees: Vec<Tree>,
+    },
+}
+
+impl Estimator {
+    /// Probability of the positive class for encoded features `x`.
+    ///
+    /// # Panics
+    /// If `x` is shorter than the estimator expects; loaders check widths first.
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        match self {
+            Self::Logistic { weights, intercept } => {
+                let z = weights.iter().zip(x).map(|(w, v)| w * v).sum::<f64>() + intercept;
+                sigmoid(z)
+            }
+            Self::Forest { trees } => {
+                trees.iter().map(|t| t.predict(x)).sum::<f64>() / trees.len() as f64
+            }
+        }
+    }
+
+    /// Checks the estimator against the encoded width.
+    ///
+    /// # Errors
+    /// A description of the first broken invariant.
+    pub fn check(&self, width: usize) -> Result<(), String> {
+        match self {
+            Self::Logistic { weights, intercept } => {
+                if weights.len() != width {
+                    return Err(format!("{} weights for {width} features", weights.len()));
+                }
+                if !intercept.is_finite() || weights.iter().any(|w| !w.is_finite()) {
+                    return Err("non-finite weight".to_owned());
+                }
+                Ok(())
+            }
+            Self::Forest { trees } => {
+                if trees.is_empty() {
+                    return Err("forest has no trees".to_owned());
+                }
+                trees
+                    .iter()
+                    .enumerate()
+                    .try_for_each(|(i, t)| t.check(width).map_err(|e| format!("tree {i}: {e}")))
+            }
+        }
+    }
+}
+
+/// The logistic function, written so that neither branch overflows.
+pub fn sigmoid(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stump() -> Tree {
+        Tree {
+            nodes: vec![
+                Node::Split {
+                    feature: 1,
+                    threshold: 0.5,
+                    left: 1,
+                    right: 2,
+                },
+                Node::Leaf { probability: 0.25 },
+                Node::Leaf { probability: 0.75 },
+            ],
+        }
+    }
+
+    #[test]
+    fn sigmoid_hand_values_and_extremes() {
+        assert_eq!(sigmoid(0.0), 0.5);
+        assert!((sigmoid(2.0) - 0.880_797_077_977_882_3).abs() < 1e-15);
+        assert!((sigmoid(-2.0) - 0.119_202_922_022_117_7).abs() < 1e-15);
+        assert_eq!(sigmoid(1000.0), 1.0);
+        assert_eq!(sigmoid(-1000.0), 0.0);
+    }
+
+    #[test]
+    fn logistic_is_sigmoid_of_dot_product() {
+        let e = Estimator::Logistic {
+            weights: vec![1.0, -2.0],
+            intercept: 0.5,
+        };
+        // 1*3 - 2*1 + 0.5 = 1.5
+        assert!((e.predict(&[3.0, 1.0]) - sigmoid(1.5)).abs() < 1e-15);
+        assert!(e.check(2).is_ok());
+        assert!(e.check(3).is_err());
+    }
+
+    #[test]
+    fn split_sends_equal_values_left() {
+        let t = stump();
+        assert_eq!(t.predict(&[0.0, 0.5]), 0.25);
+        assert_eq!(t.predict(&[0.0, 0.6]), 0.75);
+    }
+
+    #[test]
+    fn forest_averages_trees() {
+        let f = Estimator::Forest {
+            trees: vec![
+                stump(),
+                Tree {
+                    nodes: vec![Node::Leaf { probability: 1.0 }],
+                },
+            ],
+        };
+        assert_eq!(f.predict(&[0.0, 0.0]), 0.625);
+    }
+
+    #[test]
+    fn check_rejects_cycles_and_bad_features() {
+        let mut t = stump();
+        assert!(t.check(2).is_ok());
+        assert!(t.check(1).is_err(), "feature 1 needs width 2");
+        t.nodes[0] = Node::Split {
+            feature: 0,
+            threshold: 0.0,
+            left: 0,
+            right: 2,
+        };
+        assert!(t.check(2).unwrap_err().contains("out of order"));
+        t.nodes[0] = Node::Leaf { probability: 1.5 };
+        assert!(t.check(2).is_err());
+    }
+}

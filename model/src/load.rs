@@ -1,0 +1,352 @@
+//! Loading a model version: verify everything, then score.
+
+use heart_schemas::patient::{FIELDS, N_FIELDS};
+use heart_schemas::{ModelVersion, PatientRecord};
+use thiserror::Error;
+
+use crate::artifact::{Artifact, PAYLOAD_FORMAT, sha256_hex};
+use crate::preprocess::{ColumnStep, MAX_WIDTH};
+
+/// Largest difference allowed between a golden vector's probability and ours.
+pub const GOLDEN_TOLERANCE: f64 = 1e-9;
+
+/// Why a model version was refused. The current model, if any, stays active.
+#[derive(Debug, Error)]
+pub enum ModelLoadError {
+    /// The payload is in a format this build cannot read.
+    #[error("unsupported payload format {found:?} (this build reads {PAYLOAD_FORMAT:?})")]
+    UnsupportedFormat {
+        /// The format named in the envelope.
+        found: String,
+    },
+    /// The payload's sha256 is not the one in the envelope.
+    #[error("checksum mismatch: envelope says {expected}, payload hashes to {actual}")]
+    ChecksumMismatch {
+        /// From the envelope.
+        expected: String,
+        /// Computed.
+        actual: String,
+    },
+    /// The payload does not deserialize.
+    #[error("corrupt payload: {0}")]
+    Corrupt(#[from] postcard::Error),
+    /// The envelope and the payload disagree.
+    #[error("envelope says {field} = {envelope:?}, payload says {payload:?}")]
+    EnvelopeMismatch {
+        /// Which field.
+        field: &'static str,
+        /// Envelope value.
+        envelope: String,
+        /// Payload value.
+        payload: String,
+    },
+    /// The artifact breaks a structural invariant.
+    #[error("invalid artifact: {0}")]
+    Invalid(String),
+    /// The artifact carries no golden vectors, so it cannot prove itself.
+    #[error("artifact has no golden vectors")]
+    NoGoldenVectors,
+    /// A golden vector did not reproduce.
+    #[error(
+        "golden vector {index} does not reproduce: trainer said {expected}, this build computes {actual}"
+    )]
+    GoldenMismatch {
+        /// Which vector.
+        index: usize,
+        /// The trainer's probability.
+        expected: f64,
+        /// Ours.
+        actual: f64,
+    },
+}
+
+/// A scored record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    /// Probability of heart disease.
+    pub probability: f64,
+    /// One-hot fields whose category was not seen in training (encoded as all zeros).
+    pub unseen_categories: u32,
+}
+
+/// A verified model, ready to score.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The envelope (metadata; the payload is kept for re-publishing).
+    pub version: ModelVersion,
+    /// The decoded artifact.
+    pub artifact: Artifact,
+}
+
+impl Model {
+    /// Verifies a model version: payload format, checksum, envelope/payload agreement, structure,
+    /// then every golden vector to within [`GOLDEN_TOLERANCE`].
+    ///
+    /// # Errors
+    /// The first check that fails, as a [`ModelLoadError`].
+    pub fn load(version: ModelVersion) -> Result<Self, ModelLoadError> {
+        if version.payload_format != PAYLOAD_FORMAT {
+            return Err(ModelLoadError::UnsupportedFormat {
+                found: version.payload_format,
+            });
+        }
+        let actual = sha256_hex(&version.payload);
+        if actual != version.checksum {
+            return Err(ModelLoadError::ChecksumMismatch {
+                expected: version.checksum,
+                actual,
+            });
+        }
+        let artifact: Artifact = postcard::from_bytes(&version.payload)?;
+        for (field, envelope, payload) in [
+            ("name", version.name.as_str(), artifact.name.as_str()),
+            (
+                "algorithm",
+                version.algorithm.as_str(),
+                artifact.algorithm.code(),
+            ),
+        ] {
+            if envelope != payload {
+                return Err(ModelLoadError::EnvelopeMismatch {
+                    field,
+                    envelope: envelope.to_owned(),
+                    payload: payload.to_owned(),
+                });
+            }
+        }
+        check_structure(&artifact).map_err(ModelLoadError::Invalid)?;
+        let model = Self { version, artifact };
+        model.verify_golden()?;
+        Ok(model)
+    }
+
+    fn verify_golden(&self) -> Result<(), ModelLoadError> {
+        if self.artifact.golden.is_empty() {
+            return Err(ModelLoadError::NoGoldenVectors);
+        }
+        for (index, g) in self.artifact.golden.iter().enumerate() {
+            let actual = self.predict_features(&g.input).probability;
+            if (actual - g.probability).abs() > GOLDEN_TOLERANCE || !actual.is_finite() {
+                return Err(ModelLoadError::GoldenMismatch {
+                    index,
+                    expected: g.probability,
+                    actual,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Scores a record. The record should be validated first; this does not re-check ranges.
+    pub fn predict(&self, record: &PatientRecord) -> Scored {
+        self.predict_features(&record.features())
+    }
+
+    /// Scores raw attributes in field order.
+    pub fn predict_features(&self, features: &[Option<f64>; N_FIELDS]) -> Scored {
+        let mut x = [0.0; MAX_WIDTH];
+        let t = self.artifact.preprocessor.transform(features, &mut x);
+        Scored {
+            probability: self.artifact.estimator.predict(&x[..t.width]),
+            unseen_categories: t.unseen,
+        }
+    }
+
+    /// Model name.
+    pub fn name(&self) -> &str {
+        &self.version.name
+    }
+
+    /// Model version.
+    pub fn version_number(&self) -> i64 {
+        self.version.version
+    }
+}
+
+fn check_structure(a: &Artifact) -> Result<(), String> {
+    let steps = &a.preprocessor.steps;
+    if steps.len() != N_FIELDS || steps.iter().enumerate().any(|(i, s)| s.field() != i) {
+        return Err(format!(
+            "preprocessor must have one step per field in order ({N_FIELDS})"
+        ));
+    }
+    for step in steps {
+        match step {
+            ColumnStep::Scaled {
+                median, mean, std, ..
+            } => {
+                if ![*median, *mean, *std].iter().all(|v| v.is_finite()) || *std <= 0.0 {
+                    return Err(format!(
+                        "{}: scaling parameters must be finite with std > 0",
+                        FIELDS[step.field()].name
+                    ));
+                }
+            }
+            ColumnStep::OneHot { categories, .. } => {
+                if categories.is_empty() || categories.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(format!(
+                        "{}: categories must be non-empty and strictly ascending",
+                        FIELDS[step.field()].name
+                    ));
+                }
+            }
+        }
+    }
+    let width = a.preprocessor.width();
+    if width > MAX_WIDTH {
+        return Err(format!(
+            "{width} encoded features exceed the maximum {MAX_WIDTH}"
+        ));
+    }
+    a.estimator.check(width)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::artifact::{Algorithm, GoldenVector};
+    use crate::estimator::Estimator;
+    use crate::preprocess::Preprocessor;
+
+    fn rows() -> Vec<[Option<f64>; N_FIELDS]> {
+        (0..10)
+            .map(|i| {
+                let f = f64::from(i);
+                [
+                    Some(40.0 + f),
+                    Some(f64::from(i % 2)),
+                    Some(f64::from(1 + i % 4)),
+                    Some(120.0 + f),
+                    Some(200.0 + 3.0 * f),
+                    Some(0.0),
+                    Some(f64::from(i % 3)),
+                    Some(150.0 - f),
+                    Some(f64::from(i % 2)),
+                    Some(f / 4.0),
+                    Some(f64::from(1 + i % 3)),
+                    if i == 3 { None } else { Some(f64::from(i % 4)) },
+                    Some([3.0, 6.0, 7.0][(i % 3) as usize]),
+                ]
+            })
+            .collect()
+    }
+
+    fn artifact() -> Artifact {
+        let rows = rows();
+        let preprocessor = Preprocessor::fit(&rows);
+        let width = preprocessor.width();
+        let estimator = Estimator::Logistic {
+            weights: (0..width).map(|i| (i as f64 - 10.0) / 20.0).collect(),
+            intercept: -0.25,
+        };
+        let mut a = Artifact {
+            name: "heart-disease".into(),
+            algorithm: Algorithm::LogisticRegression,
+            hyperparameters: BTreeMap::from([("alpha".into(), "1".into())]),
+            preprocessor,
+            estimator,
+            training_data_sha256: "00".into(),
+            cv_metrics: BTreeMap::new(),
+            golden: Vec::new(),
+        };
+        let probe = Model {
+            version: a.to_version(1, 0, "test").unwrap(),
+            artifact: a.clone(),
+        };
+        a.golden = rows
+            .iter()
+            .map(|r| GoldenVector {
+                input: *r,
+                probability: probe.predict_features(r).probability,
+            })
+            .collect();
+        a
+    }
+
+    #[test]
+    fn a_well_formed_version_loads_and_scores() {
+        let a = artifact();
+        let model = Model::load(a.to_version(4, 1, "test").unwrap()).unwrap();
+        assert_eq!(model.version_number(), 4);
+        let p = model.predict_features(&rows()[0]).probability;
+        assert!((0.0..=1.0).contains(&p));
+    }
+
+    #[test]
+    fn payload_is_deterministic() {
+        assert_eq!(
+            artifact().to_payload().unwrap(),
+            artifact().to_payload().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_flipped_payload_byte_fails_the_checksum() {
+        let mut v = artifact().to_version(1, 0, "t").unwrap();
+        let mid = v.payload.len() / 2;
+        v.payload[mid] ^= 0x01;
+        assert!(matches!(
+            Model::load(v),
+            Err(ModelLoadError::ChecksumMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn a_changed_weight_with_a_fixed_checksum_fails_golden_vectors() {
+        let mut a = artifact();
+        let golden = a.golden.clone();
+        if let Estimator::Logistic { weights, .. } = &mut a.estimator {
+            weights[0] += 0.5;
+        }
+        a.golden = golden;
+        let err = Model::load(a.to_version(1, 0, "t").unwrap()).unwrap_err();
+        assert!(
+            matches!(err, ModelLoadError::GoldenMismatch { .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn garbage_payload_is_corrupt_and_foreign_format_is_refused() {
+        let mut v = artifact().to_version(1, 0, "t").unwrap();
+        v.payload = vec![0xFF; 8];
+        v.checksum = sha256_hex(&v.payload);
+        assert!(matches!(
+            Model::load(v.clone()),
+            Err(ModelLoadError::Corrupt(_))
+        ));
+        v.payload_format = "pickle".into();
+        assert!(matches!(
+            Model::load(v),
+            Err(ModelLoadError::UnsupportedFormat { .. })
+        ));
+    }
+
+    #[test]
+    fn no_golden_vectors_is_refused() {
+        let mut a = artifact();
+        a.golden.clear();
+        assert!(matches!(
+            Model::load(a.to_version(1, 0, "t").unwrap()),
+            Err(ModelLoadError::NoGoldenVectors)
+        ));
+    }
+
+    #[test]
+    fn envelope_name_must_match_payload() {
+        let mut v = artifact().to_version(1, 0, "t").unwrap();
+        v.name = "other".into();
+        assert!(matches!(
+            Model::load(v),
+            Err(ModelLoadError::EnvelopeMismatch { field: "name", .. })
+        ));
+    }
+
+    #[test]
+    fn model_is_send_and_sync() {
+        fn assert_traits<T: Send + Sync + 'static>() {}
+        assert_traits::<Model>();
+    }
+}
