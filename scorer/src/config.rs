@@ -1,0 +1,376 @@
+//! Command-line and environment configuration, validated once at startup.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use heart_schemas::{RiskThresholds, ThresholdError, topics};
+use rdkafka::ClientConfig;
+use thiserror::Error;
+
+/// Scores patient records from Kafka with the newest verified model, and serves a synchronous
+/// HTTP sidecar (health, readiness, predict, metrics).
+///
+/// Every flag can also be set through the environment variable shown with it.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "scorer", version, about, long_about)]
+pub struct Config {
+    /// Optional one-shot command instead of running the scorer.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Kafka connection settings.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// Consumer group shared by all scorer replicas.
+    #[arg(long, env = "SCORER_GROUP_ID", default_value = "heart-scorer")]
+    pub group_id: String,
+
+    /// Topic with Avro PatientRecords to score.
+    #[arg(long, env = "SCORER_PATIENTS_TOPIC", default_value = topics::PATIENTS)]
+    pub patients_topic: String,
+
+    /// Topic the Avro Predictions are written to.
+    #[arg(long, env = "SCORER_PREDICTIONS_TOPIC", default_value = topics::PREDICTIONS)]
+    pub predictions_topic: String,
+
+    /// Topic records that cannot be scored are written to, with the reason.
+    #[arg(long, env = "SCORER_DEAD_LETTER_TOPIC", default_value = topics::DEAD_LETTERS)]
+    pub dead_letter_topic: String,
+
+    /// Compacted topic of ModelVersions, read to its end at start and followed afterwards.
+    #[arg(long, env = "SCORER_MODELS_TOPIC", default_value = topics::MODELS)]
+    pub models_topic: String,
+
+    /// Name of the model to serve (the models topic's key).
+    #[arg(long, env = "SCORER_MODEL_NAME", default_value = "heart-disease")]
+    pub model_name: String,
+
+    /// Serve exactly this model version and ignore newer ones.
+    #[arg(long, env = "SCORER_PIN_MODEL_VERSION")]
+    pub pin_model_version: Option<i64>,
+
+    /// Run the HTTP sidecar only, from a model file written by `trainer train` (no Kafka).
+    #[arg(long, env = "SCORER_MODEL_FILE")]
+    pub model_file: Option<PathBuf>,
+
+    /// exactly-once: predictions, dead letters and offsets commit in one Kafka transaction.
+    /// at-least-once: offsets are committed after every output of a batch is acknowledged;
+    /// a crash can then repeat a batch's outputs (for clusters without transactions).
+    #[arg(long, env = "SCORER_DELIVERY", value_enum, default_value_t = Delivery::ExactlyOnce)]
+    pub delivery: Delivery,
+
+    /// Transactional id for exactly-once mode; must be unique per replica and stable across its
+    /// restarts so a restarted replica fences its previous incarnation at once. Defaults to
+    /// `<group-id>-<hostname>`.
+    #[arg(long, env = "SCORER_TRANSACTIONAL_ID")]
+    pub transactional_id: Option<String>,
+
+    /// How long the broker keeps a transaction open before aborting it (a crashed replica's
+    /// open transaction holds back read_committed consumers at most this long).
+    #[arg(long, env = "SCORER_TRANSACTION_TIMEOUT_MS", default_value_t = 10_000)]
+    pub transaction_timeout_ms: u64,
+
+    /// Most records scored in one batch (one transaction).
+    #[arg(long, env = "SCORER_BATCH_MAX_RECORDS", default_value_t = 500)]
+    pub batch_max_records: usize,
+
+    /// Longest a batch waits to fill before it is scored anyway.
+    #[arg(long, env = "SCORER_BATCH_MAX_WAIT_MS", default_value_t = 20)]
+    pub batch_max_wait_ms: u64,
+
+    /// Probability at or above which a prediction is MEDIUM risk.
+    #[arg(long, env = "SCORER_MEDIUM_THRESHOLD", default_value_t = 0.3)]
+    pub medium_threshold: f64,
+
+    /// Probability at or above which a prediction is HIGH risk.
+    #[arg(long, env = "SCORER_HIGH_THRESHOLD", default_value_t = 0.7)]
+    pub high_threshold: f64,
+
+    /// On SIGTERM/SIGINT: how long to finish the current batch, commit and leave the group.
+    #[arg(long, env = "SCORER_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub drain_timeout_ms: u64,
+
+    /// Consumer session timeout; must exceed the drain timeout so a draining replica keeps its
+    /// partitions until it has committed.
+    #[arg(long, env = "SCORER_SESSION_TIMEOUT_MS", default_value_t = 45_000)]
+    pub session_timeout_ms: u64,
+
+    /// Upper bound of fetched-but-unscored data per replica, KiB (bounds memory when the
+    /// output side is slow).
+    #[arg(long, env = "SCORER_MAX_QUEUED_KBYTES", default_value_t = 8192)]
+    pub max_queued_kbytes: u32,
+
+    /// Sidecar listen address.
+    #[arg(long, env = "SCORER_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+
+    /// Largest accepted HTTP request body.
+    #[arg(long, env = "SCORER_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+
+    /// Most patients in one `POST /predict/batch`.
+    #[arg(long, env = "SCORER_PREDICT_BATCH_MAX", default_value_t = 1000)]
+    pub predict_batch_max: usize,
+
+    /// Log format.
+    #[arg(long, env = "SCORER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+/// One-shot commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Exit 0 if the sidecar at --http-addr answers GET /healthz with 200 (for container
+    /// HEALTHCHECKs; no curl needed).
+    Healthcheck,
+}
+
+/// Delivery guarantee of the Kafka pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Delivery {
+    /// Kafka transactions: each input's output is committed exactly once.
+    ExactlyOnce,
+    /// Commit offsets after outputs are acknowledged: no loss, duplicates possible after a crash.
+    AtLeastOnce,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable.
+    Text,
+}
+
+/// Settings passed to librdkafka, shared by all heart-risk binaries (no prefix).
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers, host:port[,host:port].
+    #[arg(
+        long,
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub bootstrap_servers: String,
+
+    /// security.protocol (plaintext, ssl, sasl_plaintext, sasl_ssl).
+    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL")]
+    pub security_protocol: Option<String>,
+
+    /// sasl.mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
+    #[arg(long, env = "KAFKA_SASL_MECHANISM")]
+    pub sasl_mechanism: Option<String>,
+
+    /// sasl.username.
+    #[arg(long, env = "KAFKA_SASL_USERNAME")]
+    pub sasl_username: Option<String>,
+
+    /// sasl.password.
+    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub sasl_password: Option<String>,
+
+    /// ssl.ca.location: CA certificate file for TLS.
+    #[arg(long, env = "KAFKA_SSL_CA_LOCATION")]
+    pub ssl_ca_location: Option<String>,
+
+    /// Extra librdkafka properties, key=value (repeat, or comma-separate in the env var).
+    #[arg(long = "kafka-property", env = "KAFKA_PROPERTIES", value_delimiter = ',', value_parser = parse_property)]
+    pub properties: Vec<(String, String)>,
+}
+
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(format!("expected key=value, got {s:?}")),
+    }
+}
+
+/// A configuration that parses but cannot work.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// Risk thresholds out of order.
+    #[error(transparent)]
+    Thresholds(#[from] ThresholdError),
+    /// The drain would outlast the session, so the group could reassign partitions mid-drain.
+    #[error(
+        "drain timeout ({drain_ms} ms) must be shorter than the session timeout ({session_ms} ms)"
+    )]
+    DrainExceedsSession {
+        /// --drain-timeout-ms.
+        drain_ms: u64,
+        /// --session-timeout-ms.
+        session_ms: u64,
+    },
+    /// A count that must be positive is zero.
+    #[error("{flag} must be at least 1")]
+    Zero {
+        /// The flag.
+        flag: &'static str,
+    },
+}
+
+impl Config {
+    /// Checks rules that involve more than one flag.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`] found.
+    pub fn validate(&self) -> Result<RiskThresholds, ConfigError> {
+        if self.drain_timeout_ms >= self.session_timeout_ms {
+            return Err(ConfigError::DrainExceedsSession {
+                drain_ms: self.drain_timeout_ms,
+                session_ms: self.session_timeout_ms,
+            });
+        }
+        for (flag, value) in [
+            ("--batch-max-records", self.batch_max_records),
+            ("--predict-batch-max", self.predict_batch_max),
+            ("--max-body-bytes", self.max_body_bytes),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero { flag });
+            }
+        }
+        Ok(RiskThresholds::new(
+            self.medium_threshold,
+            self.high_threshold,
+        )?)
+    }
+
+    /// The drain bound.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+
+    /// The transactional id: the flag, else `<group>-<hostname>`.
+    pub fn transactional_id(&self) -> String {
+        self.transactional_id.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .or_else(|| {
+                    std::fs::read_to_string("/etc/hostname")
+                        .ok()
+                        .map(|h| h.trim().to_owned())
+                })
+                .unwrap_or_else(|| "scorer".to_owned());
+            format!("{}-{host}", self.group_id)
+        })
+    }
+
+    /// The settings worth logging at startup, with secrets redacted.
+    pub fn redacted_summary(&self) -> String {
+        format!(
+            "bootstrap={} group={} patients={} predictions={} dead_letters={} models={} model={} pin={:?} delivery={:?} batch={}/{}ms http={} sasl_password={}",
+            self.kafka.bootstrap_servers,
+            self.group_id,
+            self.patients_topic,
+            self.predictions_topic,
+            self.dead_letter_topic,
+            self.models_topic,
+            self.model_name,
+            self.pin_model_version,
+            self.delivery,
+            self.batch_max_records,
+            self.batch_max_wait_ms,
+            self.http_addr,
+            if self.kafka.sasl_password.is_some() {
+                "<set>"
+            } else {
+                "<unset>"
+            },
+        )
+    }
+
+    /// The one place librdkafka settings are built; callers add role-specific settings.
+    pub fn to_rdkafka(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.kafka.bootstrap_servers)
+            .set("client.id", "heart-scorer")
+            .set("statistics.interval.ms", "5000");
+        let k = &self.kafka;
+        for (key, value) in [
+            ("security.protocol", &k.security_protocol),
+            ("sasl.mechanism", &k.sasl_mechanism),
+            ("sasl.username", &k.sasl_username),
+            ("sasl.password", &k.sasl_password),
+            ("ssl.ca.location", &k.ssl_ca_location),
+        ] {
+            if let Some(v) = value {
+                c.set(key, v);
+            }
+        }
+        for (key, value) in &k.properties {
+            c.set(key, value);
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        Config::try_parse_from(std::iter::once("scorer").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = parse(&[]);
+        assert!(c.validate().is_ok());
+        assert_eq!(c.delivery, Delivery::ExactlyOnce);
+        assert_eq!(c.patients_topic, "patients");
+    }
+
+    #[test]
+    fn thresholds_out_of_order_are_rejected() {
+        let c = parse(&["--medium-threshold", "0.8", "--high-threshold", "0.6"]);
+        assert!(matches!(c.validate(), Err(ConfigError::Thresholds(_))));
+    }
+
+    #[test]
+    fn drain_must_be_shorter_than_session() {
+        let c = parse(&[
+            "--drain-timeout-ms",
+            "50000",
+            "--session-timeout-ms",
+            "45000",
+        ]);
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::DrainExceedsSession { .. })
+        ));
+    }
+
+    #[test]
+    fn kafka_properties_pass_through() {
+        let c = parse(&[
+            "--kafka-property",
+            "socket.timeout.ms=1234",
+            "--kafka-property",
+            "a=b",
+        ]);
+        let rd = c.to_rdkafka();
+        assert_eq!(rd.get("socket.timeout.ms"), Some("1234"));
+        assert_eq!(rd.get("a"), Some("b"));
+        assert!(Config::try_parse_from(["scorer", "--kafka-property", "novalue"]).is_err());
+    }
+
+    #[test]
+    fn summary_redacts_password() {
+        let c = parse(&["--sasl-password", "hunter2"]);
+        assert!(!c.redacted_summary().contains("hunter2"));
+    }
+
+    #[test]
+    fn transactional_id_defaults_to_group_and_host() {
+        let c = parse(&["--group-id", "g"]);
+        assert!(c.transactional_id().starts_with("g-"));
+        let c = parse(&["--transactional-id", "t1"]);
+        assert_eq!(c.transactional_id(), "t1");
+    }
+}

@@ -1,0 +1,58 @@
+//! Why the scorer stopped.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::config::ConfigError;
+use crate::consume::ConsumeError;
+use crate::model_updates::ModelUpdatesError;
+
+/// A reason the scorer exits non-zero.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// The configuration is inconsistent.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// Metrics could not be registered.
+    #[error("metrics registry: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The sidecar could not listen.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The sidecar failed.
+    #[error("http server: {0}")]
+    Http(#[source] std::io::Error),
+    /// `--model-file` could not be used.
+    #[error("model file {path}: {detail}")]
+    ModelFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// Following the models topic failed.
+    #[error(transparent)]
+    ModelUpdates(#[from] ModelUpdatesError),
+    /// The consume pipeline failed.
+    #[error(transparent)]
+    Consume(#[from] ConsumeError),
+    /// Draining took longer than allowed.
+    #[error("drain did not finish within {ms} ms")]
+    DrainTimeout {
+        /// The bound.
+        ms: u64,
+    },
+    /// A task panicked.
+    #[error("task {task} panicked")]
+    Panicked {
+        /// Which task.
+        task: &'static str,
+    },
+}

@@ -1,0 +1,157 @@
+//! The one HTTP error type: every error response is `{"error":{"code","message"}}`, plus
+//! `details` for validation errors.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use heart_schemas::Violation;
+use serde::Serialize;
+use thiserror::Error;
+
+/// A validation problem, with the batch index when it came from `/predict/batch`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldError {
+    /// Position in the batch, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    /// What is wrong.
+    #[serde(flatten)]
+    pub violation: Violation,
+    /// The same as a sentence.
+    pub message: String,
+}
+
+impl FieldError {
+    /// Wraps a violation.
+    pub fn new(index: Option<usize>, violation: Violation) -> Self {
+        let message = violation.to_string();
+        Self {
+            index,
+            violation,
+            message,
+        }
+    }
+}
+
+/// Every way an HTTP request can fail.
+#[derive(Debug, Error)]
+pub enum ApiError {
+    /// No route for this path.
+    #[error("no route for {path}; see /openapi.json")]
+    NotFound {
+        /// The path asked for.
+        path: String,
+    },
+    /// The route exists but not for this method.
+    #[error("method not allowed for this route; see /openapi.json")]
+    MethodNotAllowed,
+    /// The body is not JSON.
+    #[error("content type must be application/json, got {found:?}")]
+    UnsupportedMediaType {
+        /// The Content-Type sent.
+        found: String,
+    },
+    /// The body exceeds the limit.
+    #[error("request body exceeds {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The body is not valid JSON.
+    #[error("malformed JSON: {detail}")]
+    MalformedJson {
+        /// Parser message.
+        detail: String,
+    },
+    /// The JSON has the wrong shape.
+    #[error("{0}")]
+    WrongShape(&'static str),
+    /// Fields failed validation.
+    #[error("{} invalid field(s): {}", .0.len(), .0.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "))]
+    Validation(Vec<FieldError>),
+    /// Too many records in a batch.
+    #[error("batch of {count} patients exceeds the maximum of {max}")]
+    BatchTooLarge {
+        /// Records sent.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// No model is active yet.
+    #[error("no model is active yet; publish one with `trainer train --publish`")]
+    NoModel,
+    /// Not ready to serve (readiness probe).
+    #[error("not ready: {0}")]
+    NotReady(&'static str),
+    /// Anything else; logged, answered generically.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status for this error.
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MalformedJson { .. } => StatusCode::BAD_REQUEST,
+            Self::WrongShape(_) | Self::Validation(_) | Self::BatchTooLarge { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::NoModel | Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound { .. } => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::MalformedJson { .. } => "malformed_json",
+            Self::WrongShape(_) => "wrong_shape",
+            Self::Validation(_) => "validation_failed",
+            Self::BatchTooLarge { .. } => "batch_too_large",
+            Self::NoModel => "no_model",
+            Self::NotReady(_) => "not_ready",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a [FieldError]>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(detail) = &self {
+            tracing::error!(error = %detail, "request failed");
+        }
+        let details = match &self {
+            Self::Validation(errors) => Some(errors.as_slice()),
+            _ => None,
+        };
+        let body = Body {
+            error: Inner {
+                code: self.code(),
+                message: self.to_string(),
+                details,
+            },
+        };
+        (self.status_code(), Json(body)).into_response()
+    }
+}

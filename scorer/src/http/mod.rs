@@ -1,0 +1,100 @@
+//! The axum sidecar: health, readiness, synchronous predict, model metadata, metrics, OpenAPI.
+//! It serves from the model store alone, so it keeps answering while the broker is unreachable.
+
+pub mod error;
+pub mod health;
+pub mod predict;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::Uri;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use heart_schemas::RiskThresholds;
+
+use crate::consume::ConsumerStatus;
+use crate::metrics::Metrics;
+use crate::model_store::ModelStore;
+use error::ApiError;
+
+/// Everything the handlers need; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The active model.
+    pub store: Arc<ModelStore>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Risk thresholds.
+    pub thresholds: RiskThresholds,
+    /// Whether the consume loop runs.
+    pub status: Arc<ConsumerStatus>,
+    /// Whether readiness requires the Kafka consumer (false with --model-file).
+    pub kafka: bool,
+    /// Request body limit.
+    pub max_body_bytes: usize,
+    /// Most patients per batch request.
+    pub predict_batch_max: usize,
+}
+
+/// Every route, for the router and for the test that checks the OpenAPI document.
+pub const ROUTES: [(&str, &str); 7] = [
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/model"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("POST", "/predict"),
+    ("POST", "/predict/batch"),
+];
+
+/// Builds the router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/model", get(health::model))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(health::openapi))
+        .route("/predict", post(predict::predict))
+        .route("/predict/batch", post(predict::predict_batch))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound {
+        path: uri.path().chars().take(200).collect(),
+    }
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Counts and times every request; the route label is the matched pattern, never the raw path.
+async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let m = &state.metrics;
+    m.http_in_flight.inc();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    m.http_in_flight.dec();
+    m.http_duration
+        .with_label_values(&[&method, &route])
+        .observe(started.elapsed().as_secs_f64());
+    m.http_requests
+        .with_label_values(&[&method, &route, response.status().as_str()])
+        .inc();
+    response
+}

@@ -1,0 +1,184 @@
+//! The scorer: consumes Avro patient records, scores them with the newest verified model and
+//! produces predictions (or dead letters), exactly once; an axum sidecar in the same process
+//! serves health, readiness, synchronous predict and metrics.
+//!
+//! ```text
+//!            ┌──────────── model_updates (thread) ◀── [models, compacted]
+//!            ▼
+//!        ModelStore ──▶ http (axum: /predict, /readyz, /metrics …)
+//!            │
+//! [patients] ──▶ consume (thread): batch → score → produce + offsets in one transaction
+//!                                   ├──▶ [predictions]
+//!                                   └──▶ [dead-letters]
+//! ```
+//!
+//! # Layout
+//! - [`config`]: flags and env vars, validation, the one rdkafka `ClientConfig` builder.
+//! - [`score`]: pure scoring of bytes or records; [`dead_letter`]: building dead letters.
+//! - [`model_store`]: the active model and atomic swaps; [`model_updates`]: following the models
+//!   topic.
+//! - [`consume`]: the transactional consume → score → produce loop.
+//! - [`http`]: the sidecar; [`metrics`]: every Prometheus metric; [`shutdown`]: signals;
+//!   [`healthcheck`]: the container probe.
+
+pub mod config;
+pub mod consume;
+pub mod dead_letter;
+pub mod error;
+pub mod healthcheck;
+pub mod http;
+pub mod metrics;
+pub mod model_store;
+pub mod model_updates;
+pub mod score;
+pub mod shutdown;
+
+use std::sync::Arc;
+
+use heart_schemas::{AvroRecord, ModelVersion};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use error::RunError;
+
+use consume::ConsumerStatus;
+use http::AppState;
+use metrics::Metrics;
+use model_store::{ModelStore, Offer};
+
+/// Runs the scorer until `shutdown` is cancelled (or a task fails), then drains within
+/// `--drain-timeout-ms`.
+///
+/// # Errors
+/// [`RunError`] for invalid configuration, an unusable model file, a failed Kafka pipeline or a
+/// drain that overran its bound.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+    let thresholds = config.validate()?;
+    tracing::info!(config = %config.redacted_summary(), "scorer starting");
+    let metrics = Metrics::new()?;
+    let store = Arc::new(ModelStore::new(
+        config.model_name.clone(),
+        config.pin_model_version,
+        metrics.clone(),
+    ));
+    let status = Arc::new(ConsumerStatus::default());
+    let state = AppState {
+        store: Arc::clone(&store),
+        metrics: metrics.clone(),
+        thresholds,
+        status: Arc::clone(&status),
+        kafka: config.model_file.is_none(),
+        max_body_bytes: config.max_body_bytes,
+        predict_batch_max: config.predict_batch_max,
+    };
+    if let Some(path) = &config.model_file {
+        load_model_file(path, &store)?;
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .map_err(|source| RunError::Bind {
+            addr: config.http_addr,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(RunError::Http)?;
+    tracing::info!(addr = %local, "http listening");
+    let http_shutdown = shutdown.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, http::app(state))
+            .with_graceful_shutdown(http_shutdown.cancelled_owned())
+            .await
+    });
+
+    let result = if config.model_file.is_some() {
+        shutdown.cancelled().await;
+        Ok(())
+    } else {
+        run_pipeline(&config, thresholds, &store, &metrics, &status, &shutdown).await
+    };
+    shutdown.cancel();
+    match http.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(RunError::Http(e)),
+        Err(_) => return Err(RunError::Panicked { task: "http" }),
+    }
+    if result.is_ok() {
+        tracing::info!("scorer stopped");
+    }
+    result
+}
+
+fn load_model_file(path: &std::path::Path, store: &ModelStore) -> Result<(), RunError> {
+    let fail = |detail: String| RunError::ModelFile {
+        path: path.to_owned(),
+        detail,
+    };
+    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let version = ModelVersion::decode(&bytes).map_err(|e| fail(e.to_string()))?;
+    match store.offer(version) {
+        Offer::Activated { version } => {
+            tracing::info!(model_version = version, path = %path.display(), "model activated from file");
+            Ok(())
+        }
+        Offer::Ignored { why } => Err(fail(format!("not used: {why} (check --model-name)"))),
+        Offer::Rejected(e) => Err(fail(e.to_string())),
+    }
+}
+
+async fn run_pipeline(
+    config: &Config,
+    thresholds: heart_schemas::RiskThresholds,
+    store: &Arc<ModelStore>,
+    metrics: &Metrics,
+    status: &Arc<ConsumerStatus>,
+    shutdown: &CancellationToken,
+) -> Result<(), RunError> {
+    let updates: JoinHandle<Result<(), RunError>> = {
+        let (config, store, metrics, token) = (
+            config.clone(),
+            Arc::clone(store),
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let r = model_updates::run(&config, &store, &metrics, &token);
+            if r.is_err() {
+                token.cancel();
+            }
+            r.map_err(RunError::from)
+        })
+    };
+    let consume: JoinHandle<Result<(), RunError>> = {
+        let (config, store, metrics, status, token) = (
+            config.clone(),
+            Arc::clone(store),
+            metrics.clone(),
+            Arc::clone(status),
+            shutdown.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let r = consume::run(&config, thresholds, &store, &metrics, &status, &token);
+            if r.is_err() {
+                token.cancel();
+            }
+            r.map_err(RunError::from)
+        })
+    };
+    shutdown.cancelled().await;
+    let drain = async {
+        let consumed = consume.await;
+        let updated = updates.await;
+        (consumed, updated)
+    };
+    let (consumed, updated) = tokio::time::timeout(config.drain_timeout(), drain)
+        .await
+        .map_err(|_| RunError::DrainTimeout {
+            ms: config.drain_timeout_ms,
+        })?;
+    consumed.map_err(|_| RunError::Panicked { task: "consume" })??;
+    updated.map_err(|_| RunError::Panicked {
+        task: "model_updates",
+    })??;
+    Ok(())
+}

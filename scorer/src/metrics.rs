@@ -1,0 +1,229 @@
+//! Every Prometheus metric the scorer exports, on one registry held in the app state.
+
+use heart_schemas::{Reason, RiskLevel};
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// The scorer's metrics. Label values come from closed sets only.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Records read from the patients topic.
+    pub records_consumed: IntCounter,
+    /// Predictions written (committed or acknowledged).
+    pub records_produced: IntCounter,
+    /// Dead letters written, by reason.
+    pub records_dead_lettered: IntCounterVec,
+    /// Predictions by risk level.
+    pub predictions: IntCounterVec,
+    /// Time to decode, validate and score one batch.
+    pub score_duration: Histogram,
+    /// Records per batch.
+    pub batch_size: Histogram,
+    /// From the record's event time to its prediction being produced.
+    pub end_to_end_latency: Histogram,
+    /// 1 for the active model's name and version.
+    pub model_info: IntGaugeVec,
+    /// The active model's version, 0 when none.
+    pub model_version: IntGauge,
+    /// 1 when a model is active.
+    pub model_active: IntGauge,
+    /// Model versions activated or rejected.
+    pub model_swaps: IntCounterVec,
+    /// One-hot fields whose category was unseen in training.
+    pub unseen_categories: IntCounter,
+    /// Consumer lag per assigned partition, from librdkafka statistics.
+    pub consumer_lag: IntGaugeVec,
+    /// Kafka transactions by outcome.
+    pub transactions: IntCounterVec,
+    /// HTTP requests by method, route and status.
+    pub http_requests: IntCounterVec,
+    /// HTTP request duration by method and route.
+    pub http_duration: HistogramVec,
+    /// HTTP requests being served.
+    pub http_in_flight: Gauge,
+}
+
+/// Latency buckets from 10 µs to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+impl Metrics {
+    /// Creates and registers every metric on a fresh registry.
+    ///
+    /// # Errors
+    /// A registration error, which only a duplicate or malformed name could cause.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| IntCounter::with_opts(Opts::new(name, help));
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels)
+        };
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+        };
+        let m = Self {
+            records_consumed: counter(
+                "scorer_records_consumed_total",
+                "Records read from the patients topic.",
+            )?,
+            records_produced: counter(
+                "scorer_records_produced_total",
+                "Predictions written to the predictions topic.",
+            )?,
+            records_dead_lettered: counter_vec(
+                "scorer_records_dead_lettered_total",
+                "Records written to the dead-letter topic, by reason.",
+                &["reason"],
+            )?,
+            predictions: counter_vec(
+                "scorer_predictions_total",
+                "Predictions by risk level.",
+                &["risk_level"],
+            )?,
+            score_duration: histogram(
+                "scorer_score_duration_seconds",
+                "Time to decode, validate and score one batch.",
+                LATENCY_BUCKETS.to_vec(),
+            )?,
+            batch_size: histogram(
+                "scorer_batch_size_records",
+                "Records per scored batch.",
+                vec![
+                    1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
+                ],
+            )?,
+            end_to_end_latency: histogram(
+                "scorer_end_to_end_latency_seconds",
+                "From a record's event time to its prediction being produced.",
+                LATENCY_BUCKETS.to_vec(),
+            )?,
+            model_info: IntGaugeVec::new(
+                Opts::new("scorer_model_info", "1 for the active model."),
+                &["name", "version"],
+            )?,
+            model_version: IntGauge::new(
+                "scorer_model_version",
+                "Version of the active model, 0 when none.",
+            )?,
+            model_active: IntGauge::new("scorer_model_active", "1 when a model is active.")?,
+            model_swaps: counter_vec(
+                "scorer_model_swaps_total",
+                "Model versions activated or rejected.",
+                &["outcome"],
+            )?,
+            unseen_categories: counter(
+                "scorer_unseen_categories_total",
+                "One-hot fields whose category was not seen in training (encoded as all zeros).",
+            )?,
+            consumer_lag: IntGaugeVec::new(
+                Opts::new(
+                    "scorer_consumer_lag_records",
+                    "Records behind the end of each assigned partition.",
+                ),
+                &["topic", "partition"],
+            )?,
+            transactions: counter_vec(
+                "scorer_transactions_total",
+                "Kafka transactions by outcome.",
+                &["outcome"],
+            )?,
+            http_requests: counter_vec(
+                "scorer_http_requests_total",
+                "HTTP requests by method, route and status.",
+                &["method", "route", "status"],
+            )?,
+            http_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "scorer_http_request_duration_seconds",
+                    "HTTP request duration by method and route.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["method", "route"],
+            )?,
+            http_in_flight: Gauge::new(
+                "scorer_http_requests_in_flight",
+                "HTTP requests being served.",
+            )?,
+            registry,
+        };
+        m.register_all()?;
+        // Pre-create label values so dashboards and alerts see zeros rather than nothing.
+        for reason in Reason::ALL {
+            m.records_dead_lettered.with_label_values(&[reason.code()]);
+        }
+        for level in RiskLevel::ALL {
+            m.predictions.with_label_values(&[level.as_str()]);
+        }
+        for outcome in ["activated", "rejected"] {
+            m.model_swaps.with_label_values(&[outcome]);
+        }
+        for outcome in ["committed", "aborted"] {
+            m.transactions.with_label_values(&[outcome]);
+        }
+        Ok(m)
+    }
+
+    fn register_all(&self) -> Result<(), prometheus::Error> {
+        let r = &self.registry;
+        r.register(Box::new(self.records_consumed.clone()))?;
+        r.register(Box::new(self.records_produced.clone()))?;
+        r.register(Box::new(self.records_dead_lettered.clone()))?;
+        r.register(Box::new(self.predictions.clone()))?;
+        r.register(Box::new(self.score_duration.clone()))?;
+        r.register(Box::new(self.batch_size.clone()))?;
+        r.register(Box::new(self.end_to_end_latency.clone()))?;
+        r.register(Box::new(self.model_info.clone()))?;
+        r.register(Box::new(self.model_version.clone()))?;
+        r.register(Box::new(self.model_active.clone()))?;
+        r.register(Box::new(self.model_swaps.clone()))?;
+        r.register(Box::new(self.unseen_categories.clone()))?;
+        r.register(Box::new(self.consumer_lag.clone()))?;
+        r.register(Box::new(self.transactions.clone()))?;
+        r.register(Box::new(self.http_requests.clone()))?;
+        r.register(Box::new(self.http_duration.clone()))?;
+        r.register(Box::new(self.http_in_flight.clone()))?;
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(())
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_conventions_and_render() {
+        let m = Metrics::new().unwrap();
+        m.records_consumed.inc();
+        let text = m.render();
+        assert!(text.contains("scorer_records_consumed_total 1"));
+        assert!(text.contains("scorer_records_dead_lettered_total{reason=\"malformed_avro\"} 0"));
+        for family in m.registry.gather() {
+            let name = family.name();
+            if name.starts_with("process_") {
+                continue;
+            }
+            assert!(name.starts_with("scorer_"), "{name}");
+            assert!(!name.ends_with("_ms"), "{name}: use base units");
+            if family.get_field_type() == prometheus::proto::MetricType::COUNTER {
+                assert!(name.ends_with("_total"), "{name}: counters end in _total");
+            }
+        }
+    }
+}
