@@ -82,6 +82,31 @@ pub struct Artifact {
 }
 
 impl Artifact {
+    /// Applies the artifact to raw attributes (field order, `None` for missing) without
+    /// verifying it first; loaders use [`crate::Model`], which verifies.
+    ///
+    /// # Panics
+    /// If the artifact breaks its structural invariants (checked by [`crate::Model::load`]).
+    pub fn apply(&self, features: &[Option<f64>; N_FIELDS]) -> crate::Scored {
+        let mut x = [0.0; crate::preprocess::MAX_WIDTH];
+        let t = self.preprocessor.transform(features, &mut x);
+        crate::Scored {
+            probability: self.estimator.predict(&x[..t.width]),
+            unseen_categories: t.unseen,
+        }
+    }
+
+    /// Records `inputs` and this artifact's own probabilities for them as golden vectors.
+    pub fn set_golden(&mut self, inputs: &[[Option<f64>; N_FIELDS]]) {
+        self.golden = inputs
+            .iter()
+            .map(|input| GoldenVector {
+                input: *input,
+                probability: self.apply(input).probability,
+            })
+            .collect();
+    }
+
     /// Serializes the artifact (postcard: compact and deterministic).
     ///
     /// # Errors

@@ -144,12 +144,7 @@ impl Model {
 
     /// Scores raw attributes in field order.
     pub fn predict_features(&self, features: &[Option<f64>; N_FIELDS]) -> Scored {
-        let mut x = [0.0; MAX_WIDTH];
-        let t = self.artifact.preprocessor.transform(features, &mut x);
-        Scored {
-            probability: self.artifact.estimator.predict(&x[..t.width]),
-            unseen_categories: t.unseen,
-        }
+        self.artifact.apply(features)
     }
 
     /// Model name.
@@ -206,7 +201,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::artifact::{Algorithm, GoldenVector};
+    use crate::artifact::Algorithm;
     use crate::estimator::Estimator;
     use crate::preprocess::Preprocessor;
 
@@ -251,17 +246,7 @@ mod tests {
             cv_metrics: BTreeMap::new(),
             golden: Vec::new(),
         };
-        let probe = Model {
-            version: a.to_version(1, 0, "test").unwrap(),
-            artifact: a.clone(),
-        };
-        a.golden = rows
-            .iter()
-            .map(|r| GoldenVector {
-                input: *r,
-                probability: probe.predict_features(r).probability,
-            })
-            .collect();
+        a.set_golden(&rows);
         a
     }
 

@@ -86,7 +86,7 @@ pub fn now_ms() -> i64 {
 pub(crate) mod tests {
     use std::collections::BTreeMap;
 
-    use heart_model::{Algorithm, Artifact, Estimator, GoldenVector, Preprocessor};
+    use heart_model::{Algorithm, Artifact, Estimator, Preprocessor};
     use heart_schemas::RiskLevel;
 
     use super::*;
@@ -133,17 +133,7 @@ pub(crate) mod tests {
             cv_metrics: BTreeMap::new(),
             golden: vec![],
         };
-        let probe = Model {
-            version: artifact.to_version(version, 0, "test").unwrap(),
-            artifact: artifact.clone(),
-        };
-        artifact.golden = rows
-            .iter()
-            .map(|r| GoldenVector {
-                input: *r,
-                probability: probe.predict_features(r).probability,
-            })
-            .collect();
+        artifact.set_golden(&rows);
         Model::load(artifact.to_version(version, 0, "test").unwrap()).unwrap()
     }
 

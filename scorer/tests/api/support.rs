@@ -1,0 +1,90 @@
+//! Fixtures for the HTTP tests: a small verified model and an app around it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use heart_model::{Algorithm, Artifact, Estimator, Model, Preprocessor};
+use heart_schemas::{ModelVersion, PatientRecord, RiskThresholds};
+use heart_scorer::consume::ConsumerStatus;
+use heart_scorer::http::AppState;
+use heart_scorer::metrics::Metrics;
+use heart_scorer::model_store::ModelStore;
+
+pub fn patient(age: i32) -> PatientRecord {
+    PatientRecord {
+        patient_id: format!("p-{age}"),
+        event_time: 1_700_000_000_000,
+        age,
+        sex: 1,
+        cp: 4,
+        trestbps: 130.0,
+        chol: 250.0,
+        fbs: 0,
+        restecg: 0,
+        thalach: 150.0,
+        exang: 0,
+        oldpeak: 1.0,
+        slope: 2,
+        ca: Some(0),
+        thal: Some(3),
+    }
+}
+
+/// A logistic model whose probability rises with age: sigmoid(weight * standardized age).
+pub fn model_version(version: i64, weight: f64) -> ModelVersion {
+    let rows: Vec<_> = [40, 50, 60, 70]
+        .iter()
+        .map(|&a| patient(a).features())
+        .collect();
+    let preprocessor = Preprocessor::fit(&rows);
+    let mut weights = vec![0.0; preprocessor.width()];
+    weights[0] = weight;
+    let mut artifact = Artifact {
+        name: "heart-disease".into(),
+        algorithm: Algorithm::LogisticRegression,
+        hyperparameters: BTreeMap::new(),
+        preprocessor,
+        estimator: Estimator::Logistic {
+            weights,
+            intercept: 0.0,
+        },
+        training_data_sha256: "test".into(),
+        cv_metrics: BTreeMap::from([("cv.roc_auc.mean".to_owned(), 0.9)]),
+        golden: vec![],
+    };
+    artifact.set_golden(&rows);
+    artifact.to_version(version, 0, "test").unwrap()
+}
+
+pub struct TestApp {
+    pub state: AppState,
+}
+
+impl TestApp {
+    pub fn new(with_model: bool) -> Self {
+        let metrics = Metrics::new().unwrap();
+        let store = Arc::new(ModelStore::new(
+            "heart-disease".into(),
+            None,
+            metrics.clone(),
+        ));
+        if with_model {
+            store.offer(model_version(7, 1.5));
+        }
+        Self {
+            state: AppState {
+                store,
+                metrics,
+                thresholds: RiskThresholds::default(),
+                status: Arc::new(ConsumerStatus::default()),
+                kafka: false,
+                max_body_bytes: 4096,
+                predict_batch_max: 3,
+            },
+        }
+    }
+
+    pub fn model(&self) -> Arc<Model> {
+        self.state.store.current().unwrap()
+    }
+}
