@@ -113,6 +113,16 @@ pub trait AvroRecord: Sized {
                 extra: body.len(),
             });
         }
+        // apache-avro reads a union at end of input as null instead of failing, so a body cut
+        // just before a trailing nullable field would decode. Re-encoding shows the bytes missing.
+        let expected = to_avro_datum(&info.schema, value.clone()).map_or(0, |b| b.len());
+        let got = bytes.len() - HEADER_LEN;
+        if expected != got {
+            return Err(DecodeError::Malformed {
+                record: Self::NAME,
+                detail: format!("body is {got} bytes but its fields need {expected}: truncated"),
+            });
+        }
         Self::from_value(value)
     }
 }

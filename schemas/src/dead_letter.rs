@@ -208,8 +208,24 @@ mod tests {
             thal: None,
         };
         let bytes = rec.encode().unwrap();
-        let err = PatientRecord::decode(&bytes[..bytes.len() - 3]).unwrap_err();
-        assert_eq!(Reason::for_decode(&err), Reason::MalformedAvro);
+        for cut in 1..bytes.len() - 10 {
+            let err = PatientRecord::decode(&bytes[..bytes.len() - cut]).unwrap_err();
+            assert_eq!(
+                Reason::for_decode(&err),
+                Reason::MalformedAvro,
+                "cut {cut}: {err}"
+            );
+        }
+        let with_nulls = PatientRecord {
+            ca: None,
+            thal: None,
+            ..rec.clone()
+        }
+        .encode()
+        .unwrap();
+        // Cutting both null unions off must not read as "both missing".
+        let err = PatientRecord::decode(&with_nulls[..with_nulls.len() - 2]).unwrap_err();
+        assert_eq!(Reason::for_decode(&err), Reason::MalformedAvro, "{err}");
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(matches!(

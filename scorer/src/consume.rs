@@ -103,6 +103,14 @@ impl ConsumerContext for ScorerContext {
             Rebalance::Error(error) => tracing::warn!(error = %error, "rebalance error"),
         }
     }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
+        if let Ok(assignment) = consumer.assignment() {
+            self.metrics
+                .assigned_partitions
+                .set(assignment.count() as i64);
+        }
+    }
 }
 
 fn partition_ids(tpl: &TopicPartitionList) -> Vec<i32> {

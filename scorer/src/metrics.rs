@@ -36,6 +36,8 @@ pub struct Metrics {
     pub unseen_categories: IntCounter,
     /// Consumer lag per assigned partition, from librdkafka statistics.
     pub consumer_lag: IntGaugeVec,
+    /// Partitions of the patients topic assigned to this replica.
+    pub assigned_partitions: IntGauge,
     /// Kafka transactions by outcome.
     pub transactions: IntCounterVec,
     /// HTTP requests by method, route and status.
@@ -127,6 +129,10 @@ impl Metrics {
                 ),
                 &["topic", "partition"],
             )?,
+            assigned_partitions: IntGauge::new(
+                "scorer_assigned_partitions",
+                "Partitions of the patients topic assigned to this replica.",
+            )?,
             transactions: counter_vec(
                 "scorer_transactions_total",
                 "Kafka transactions by outcome.",
@@ -183,6 +189,7 @@ impl Metrics {
         r.register(Box::new(self.model_swaps.clone()))?;
         r.register(Box::new(self.unseen_categories.clone()))?;
         r.register(Box::new(self.consumer_lag.clone()))?;
+        r.register(Box::new(self.assigned_partitions.clone()))?;
         r.register(Box::new(self.transactions.clone()))?;
         r.register(Box::new(self.http_requests.clone()))?;
         r.register(Box::new(self.http_duration.clone()))?;

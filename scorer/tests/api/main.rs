@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../common/fixtures.rs"]
 mod support;
 
 use axum::body::Body;

@@ -1,4 +1,5 @@
-//! Fixtures for the HTTP tests: a small verified model and an app around it.
+//! Fixtures shared by the api and broker tests: patients, a small verified model, an app.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,0 +1,424 @@
+//! Scorer tests against a real Kafka broker.
+//!
+//! Needs `KAFKA_BOOTSTRAP_SERVERS` (default `127.0.0.1:9092`) pointing at a broker with
+//! transactions enabled — `scripts/kafka start` runs one; `scripts/test` starts it for you. Each
+//! test creates its own topics and consumer group, and runs the real `scorer` binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../common/fixtures.rs"]
+mod fixtures;
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use heart_model::Model;
+use heart_schemas::{PatientRecord, topics};
+use support::{
+    Scorer, Topics, cleveland, http, produce, produce_patients, publish_model, read_committed,
+};
+
+const WAIT: Duration = Duration::from_secs(60);
+const SETTLE: Duration = Duration::from_secs(2);
+
+fn patients(prefix: &str, n: usize) -> Vec<PatientRecord> {
+    (0..n)
+        .map(|i| PatientRecord {
+            patient_id: format!("{prefix}-{i}"),
+            event_time: heart_scorer::score::now_ms(),
+            ..fixtures::patient(30 + (i % 50) as i32)
+        })
+        .collect()
+}
+
+#[test]
+fn three_hundred_three_records_in_three_hundred_three_predictions_out() {
+    let t = Topics::create("e2e", 6);
+    let version = fixtures::model_version(1, 1.2);
+    let model = Model::load(version.clone()).unwrap();
+    publish_model(&t.models, &version);
+    let mut scorer = Scorer::start(&t, &support::unique("tx"), &[]);
+    scorer.wait_ready(WAIT);
+
+    let records = cleveland();
+    assert_eq!(records.len(), 303);
+    produce_patients(&t.patients, &records);
+    let out = read_committed(&t.predictions, 303, WAIT, SETTLE);
+
+    assert_eq!(out.len(), 303, "exactly one prediction per record");
+    let by_id: BTreeMap<_, _> = records.iter().map(|r| (r.patient_id.clone(), r)).collect();
+    let keys: BTreeSet<_> = out.iter().map(support::Received::key_str).collect();
+    assert_eq!(keys.len(), 303);
+    assert_eq!(keys, by_id.keys().cloned().collect());
+    for read in &out {
+        let p = read.prediction();
+        assert_eq!(read.key_str(), p.patient_id, "key preserved");
+        let offline = model.predict(by_id[&p.patient_id]).probability;
+        assert!(
+            (p.probability - offline).abs() <= 1e-9,
+            "{}: streamed {} vs offline {offline}",
+            p.patient_id,
+            p.probability
+        );
+        assert_eq!(p.model_version, 1);
+        assert_eq!(read.headers[topics::HEADER_MODEL_VERSION], "1");
+    }
+    assert_eq!(
+        scorer.metric("scorer_records_produced_total", "").unwrap(),
+        303.0
+    );
+}
+
+#[test]
+fn at_least_once_mode_delivers_every_record() {
+    let t = Topics::create("alo", 3);
+    publish_model(&t.models, &fixtures::model_version(1, 1.0));
+    let mut scorer = Scorer::start(&t, &support::unique("tx"), &["--delivery", "at-least-once"]);
+    scorer.wait_ready(WAIT);
+    let records = patients("alo", 200);
+    produce_patients(&t.patients, &records);
+    let out = read_committed(&t.predictions, 200, WAIT, SETTLE);
+    let keys: BTreeSet<_> = out.iter().map(support::Received::key_str).collect();
+    assert_eq!(keys.len(), 200);
+    assert_eq!(
+        scorer.metric("scorer_transactions_total", "committed"),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn two_replicas_split_the_partitions() {
+    let t = Topics::create("split", 6);
+    publish_model(&t.models, &fixtures::model_version(1, 1.0));
+    let mut a = Scorer::start(&t, &support::unique("tx-a"), &[]);
+    let mut b = Scorer::start(&t, &support::unique("tx-b"), &[]);
+    a.wait_ready(WAIT);
+    b.wait_ready(WAIT);
+    // Cooperative-sticky settles on 3 + 3.
+    let started = Instant::now();
+    loop {
+        let (pa, pb) = (
+            a.metric("scorer_assigned_partitions", "").unwrap_or(0.0),
+            b.metric("scorer_assigned_partitions", "").unwrap_or(0.0),
+        );
+        if pa > 0.0 && pb > 0.0 && pa + pb == 6.0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "assignment never split: {pa} + {pb}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let records = patients("split", 600);
+    produce_patients(&t.patients, &records);
+    let out = read_committed(&t.predictions, 600, WAIT, SETTLE);
+    assert_eq!(out.len(), 600);
+    let ca = a.metric("scorer_records_consumed_total", "").unwrap();
+    let cb = b.metric("scorer_records_consumed_total", "").unwrap();
+    assert!(ca > 0.0 && cb > 0.0, "both replicas scored: {ca} and {cb}");
+    assert_eq!(ca + cb, 600.0);
+}
+
+#[test]
+fn sigkill_mid_stream_then_restart_gives_exactly_one_prediction_per_record() {
+    const N: usize = 6000;
+    let t = Topics::create("kill", 6);
+    publish_model(&t.models, &fixtures::model_version(1, 1.0));
+    let records = patients("kill", N);
+    produce_patients(&t.patients, &records);
+
+    let tx = support::unique("tx-kill");
+    // Small batches make the run long enough to be killed in the middle.
+    let slow = ["--batch-max-records", "20"];
+    let mut first = Scorer::start(&t, &tx, &slow);
+    first.wait_ready(WAIT);
+    let at_kill = first.wait_metric("scorer_records_consumed_total", "", |v| v >= 500.0, WAIT);
+    first.kill();
+    assert!(
+        at_kill < N as f64,
+        "killed mid-stream, not after the end ({at_kill})"
+    );
+
+    let mut second = Scorer::start(&t, &tx, &[]);
+    second.wait_ready(WAIT);
+    let out = read_committed(
+        &t.predictions,
+        N,
+        Duration::from_secs(120),
+        Duration::from_secs(3),
+    );
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &out {
+        *count.entry(r.key_str()).or_default() += 1;
+    }
+    let duplicated: Vec<_> = count.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(
+        duplicated.is_empty(),
+        "duplicates visible to read_committed: {duplicated:?}"
+    );
+    assert_eq!(count.len(), N, "every record has a prediction");
+    assert_eq!(out.len(), N);
+}
+
+#[test]
+fn a_model_published_mid_stream_is_used_for_later_records_and_none_are_lost() {
+    let t = Topics::create("swap", 3);
+    let v1 = fixtures::model_version(1, 1.0);
+    let v2 = fixtures::model_version(2, -1.0);
+    let (m1, m2) = (
+        Model::load(v1.clone()).unwrap(),
+        Model::load(v2.clone()).unwrap(),
+    );
+    publish_model(&t.models, &v1);
+    let mut scorer = Scorer::start(&t, &support::unique("tx"), &[]);
+    scorer.wait_ready(WAIT);
+
+    // A steady stream; v2 is published while it flows.
+    let stream = std::thread::spawn({
+        let topic = t.patients.clone();
+        move || {
+            for chunk in 0..20 {
+                produce_patients(&topic, &patients(&format!("swap{chunk}"), 30));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    publish_model(&t.models, &v2);
+    scorer.wait_metric("scorer_model_version", "", |v| v == 2.0, WAIT);
+    let after: Vec<_> = patients("after-swap", 50);
+    produce_patients(&t.patients, &after);
+    stream.join().unwrap();
+
+    let out = read_committed(&t.predictions, 650, WAIT, SETTLE);
+    assert_eq!(
+        out.len(),
+        650,
+        "no record lost or duplicated across the swap"
+    );
+    let mut versions = BTreeMap::new();
+    let mut last_per_partition: BTreeMap<i32, i64> = BTreeMap::new();
+    for r in &out {
+        let p = r.prediction();
+        *versions.entry(p.model_version).or_insert(0) += 1;
+        let last = last_per_partition.entry(r.partition).or_insert(0);
+        assert!(
+            p.model_version >= *last,
+            "versions never go back within a partition"
+        );
+        *last = p.model_version;
+        // Patients are fixtures::patient(30 + i % 50): recompute offline with the stated version.
+        let i: usize = p.patient_id.rsplit('-').next().unwrap().parse().unwrap();
+        let record = fixtures::patient(30 + (i % 50) as i32);
+        let model = if p.model_version == 1 { &m1 } else { &m2 };
+        let offline = model.predict(&record).probability;
+        assert!(
+            (p.probability - offline).abs() <= 1e-9,
+            "{} scored by the version it names",
+            p.patient_id
+        );
+        if p.patient_id.starts_with("after-swap") {
+            assert_eq!(p.model_version, 2, "records sent after the swap use v2");
+        }
+    }
+    assert!(versions[&1] > 0 && versions[&2] >= 50, "{versions:?}");
+    assert_eq!(
+        scorer.metric("scorer_model_swaps_total", "activated"),
+        Some(2.0)
+    );
+}
+
+#[test]
+fn bad_records_go_to_the_dead_letter_topic_with_their_reason() {
+    let t = Topics::create("dlq", 1);
+    publish_model(&t.models, &fixtures::model_version(1, 1.0));
+    let mut scorer = Scorer::start(&t, &support::unique("tx"), &[]);
+    scorer.wait_ready(WAIT);
+
+    let good = fixtures::patient(50);
+    let good_bytes = heart_schemas::AvroRecord::encode(&good).unwrap();
+    let out_of_range = heart_schemas::AvroRecord::encode(&PatientRecord {
+        age: 500,
+        ..fixtures::patient(50)
+    })
+    .unwrap();
+    let mut foreign = good_bytes.clone();
+    foreign[2..10].copy_from_slice(&[9; 8]);
+    let cases: Vec<(&str, Option<Vec<u8>>, &str)> = vec![
+        ("garbage", Some(b"{\"age\": 63}".to_vec()), "malformed_avro"),
+        ("empty", None, "empty_value"),
+        (
+            "truncated",
+            Some(good_bytes[..good_bytes.len() - 4].to_vec()),
+            "malformed_avro",
+        ),
+        ("range", Some(out_of_range), "out_of_range"),
+        ("foreign", Some(foreign), "unknown_schema"),
+        ("good", Some(good_bytes), ""),
+    ];
+    let records: Vec<_> = cases
+        .iter()
+        .map(|(k, v, _)| (Some(k.as_bytes().to_vec()), v.clone()))
+        .collect();
+    produce(&t.patients, &records);
+
+    let letters = read_committed(&t.dead_letters, 5, WAIT, SETTLE);
+    assert_eq!(letters.len(), 5);
+    for (offset, (key, value, reason)) in cases.iter().take(5).enumerate() {
+        let read = letters.iter().find(|r| r.key_str() == *key).unwrap();
+        let d = read.dead_letter();
+        assert_eq!(d.reason, *reason, "{key}: {}", d.message);
+        assert_eq!(read.headers[topics::HEADER_REASON], *reason);
+        assert_eq!(d.original_value, *value, "{key}: original bytes kept");
+        assert_eq!(d.original_key.as_deref(), Some(key.as_bytes()));
+        assert_eq!(
+            (d.source_topic.as_str(), d.source_partition),
+            (t.patients.as_str(), 0)
+        );
+        assert_eq!(d.source_offset, offset as i64);
+        assert!(!d.message.is_empty());
+    }
+    let range = letters
+        .iter()
+        .find(|r| r.key_str() == "range")
+        .unwrap()
+        .dead_letter();
+    assert_eq!(
+        range.message,
+        "age = 500 is outside the allowed range 1..=120"
+    );
+    let predictions = read_committed(&t.predictions, 1, WAIT, SETTLE);
+    assert_eq!(predictions.len(), 1);
+    assert_eq!(predictions[0].key_str(), "good");
+    assert_eq!(
+        scorer.metric("scorer_records_dead_lettered_total", "malformed_avro"),
+        Some(2.0)
+    );
+}
+
+#[test]
+fn a_corrupt_model_version_is_rejected_and_the_active_model_stays() {
+    let t = Topics::create("corrupt", 1);
+    publish_model(&t.models, &fixtures::model_version(1, 1.0));
+    let mut tampered = fixtures::model_version(2, 1.0);
+    let mid = tampered.payload.len() / 2;
+    tampered.payload[mid] ^= 0x40;
+    publish_model(&t.models, &tampered);
+
+    // At start the newest version is corrupt: the scorer falls back to the newest valid one.
+    let mut scorer = Scorer::start(&t, &support::unique("tx"), &[]);
+    scorer.wait_ready(WAIT);
+    assert_eq!(scorer.metric("scorer_model_version", ""), Some(1.0));
+    assert_eq!(
+        scorer.metric("scorer_model_swaps_total", "rejected"),
+        Some(1.0)
+    );
+
+    // A corrupt version published while running is rejected too; readiness is unaffected.
+    let mut tampered3 = fixtures::model_version(3, 1.0);
+    tampered3.checksum = "0".repeat(64);
+    publish_model(&t.models, &tampered3);
+    scorer.wait_metric("scorer_model_swaps_total", "rejected", |v| v == 2.0, WAIT);
+    assert_eq!(scorer.metric("scorer_model_version", ""), Some(1.0));
+    assert_eq!(http(scorer.port, "GET", "/readyz", None).unwrap().0, 200);
+    assert!(scorer.log_text().contains("model version rejected"));
+
+    publish_model(&t.models, &fixtures::model_version(4, 1.0));
+    scorer.wait_metric("scorer_model_version", "", |v| v == 4.0, WAIT);
+}
+
+#[test]
+fn sigterm_drains_commits_and_exits_zero() {
+    let t = Topics::create("drain", 3);
+    publish_model(&t.models, &fixtures::model_version(1, 1.0));
+    let mut scorer = Scorer::start(&t, &support::unique("tx"), &[]);
+    scorer.wait_ready(WAIT);
+    produce_patients(&t.patients, &patients("drain", 200));
+    read_committed(&t.predictions, 200, WAIT, Duration::ZERO);
+
+    let started = Instant::now();
+    let status = scorer.terminate(Duration::from_secs(15));
+    assert!(
+        status.success(),
+        "exit status {status}:\n{}",
+        scorer.log_text()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "drained within the 5 s bound (+ margin)"
+    );
+    assert!(
+        scorer
+            .log_text()
+            .contains("drained and left the consumer group")
+    );
+
+    // Offsets were committed: a new replica in the group finds nothing left to score.
+    let mut next = Scorer::start(&t, &support::unique("tx"), &[]);
+    next.wait_ready(WAIT);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(next.metric("scorer_records_consumed_total", ""), Some(0.0));
+    assert_eq!(read_committed(&t.predictions, 200, WAIT, SETTLE).len(), 200);
+}
+
+#[test]
+fn sidecar_serves_predict_and_metrics_while_streaming() {
+    let t = Topics::create("sidecar", 1);
+    publish_model(&t.models, &fixtures::model_version(5, 1.0));
+    let mut scorer = Scorer::start(&t, &support::unique("tx"), &[]);
+    scorer.wait_ready(WAIT);
+    let body = serde_json::to_string(&fixtures::patient(61)).unwrap();
+    let (status, reply) = http(scorer.port, "POST", "/predict", Some(&body)).unwrap();
+    assert_eq!(status, 200, "{reply}");
+    let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(reply["model_version"], 5);
+    let (status, reply) = http(scorer.port, "POST", "/predict", Some("{\"age\": 1000}")).unwrap();
+    assert_eq!(status, 422, "{reply}");
+    assert!(reply.contains("\"field\":\"age\""));
+    let (status, _) = http(scorer.port, "GET", "/nope", None).unwrap();
+    assert_eq!(status, 404);
+    let (_, metrics) = http(scorer.port, "GET", "/metrics", None).unwrap();
+    for name in [
+        "scorer_http_requests_total{method=\"POST\",route=\"/predict\",status=\"200\"} 1",
+        "scorer_http_requests_total{method=\"POST\",route=\"/predict\",status=\"422\"} 1",
+        "scorer_model_active 1",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(metrics.contains(name), "missing {name}");
+    }
+}
+
+#[test]
+fn model_file_mode_serves_without_kafka() {
+    let dir = std::env::temp_dir().join(support::unique("model-file"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("model.avro");
+    let v = fixtures::model_version(9, 1.0);
+    std::fs::write(&path, heart_schemas::AvroRecord::encode(&v).unwrap()).unwrap();
+    let t = Topics {
+        patients: "unused".into(),
+        predictions: "unused".into(),
+        dead_letters: "unused".into(),
+        models: "unused".into(),
+        group: "unused".into(),
+    };
+    // An unreachable broker address: the sidecar must not need it.
+    let mut scorer = Scorer::start(
+        &t,
+        "unused",
+        &[
+            "--model-file",
+            path.to_str().unwrap(),
+            "--bootstrap-servers",
+            "127.0.0.1:1",
+        ],
+    );
+    scorer.wait_ready(WAIT);
+    let body = serde_json::to_string(&fixtures::patient(61)).unwrap();
+    let (status, reply) = http(scorer.port, "POST", "/predict", Some(&body)).unwrap();
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("\"model_version\":9"));
+}

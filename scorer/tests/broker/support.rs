@@ -1,0 +1,438 @@
+//! Broker test harness: topics, producing, reading back committed output, and scorer processes.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use heart_schemas::{AvroRecord, DeadLetter, ModelVersion, PatientRecord, Prediction};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// The broker under test.
+pub fn bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Fails with a clear message unless a broker answers within 10 s.
+pub fn require_broker() {
+    let bs = bootstrap();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bs)
+        .create()
+        .unwrap();
+    if let Err(e) = consumer.fetch_metadata(None, Duration::from_secs(10)) {
+        panic!(
+            "no Kafka broker answered at {bs} within 10 s ({e}). These tests need a real broker: \
+             run `scripts/kafka start` (or scripts/test, which starts one) and set \
+             KAFKA_BOOTSTRAP_SERVERS."
+        );
+    }
+}
+
+/// A name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000
+    )
+}
+
+/// Topics for one test.
+pub struct Topics {
+    pub patients: String,
+    pub predictions: String,
+    pub dead_letters: String,
+    pub models: String,
+    pub group: String,
+}
+
+impl Topics {
+    /// Creates fresh topics: patients with `partitions` partitions, a compacted models topic.
+    pub fn create(test: &str, partitions: i32) -> Self {
+        require_broker();
+        let t = Self {
+            patients: unique(&format!("{test}-patients")),
+            predictions: unique(&format!("{test}-predictions")),
+            dead_letters: unique(&format!("{test}-dlq")),
+            models: unique(&format!("{test}-models")),
+            group: unique(&format!("{test}-group")),
+        };
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .create()
+            .unwrap();
+        let compact = [("cleanup.policy", "compact")];
+        let new = [
+            NewTopic::new(&t.patients, partitions, TopicReplication::Fixed(1)),
+            NewTopic::new(&t.predictions, partitions, TopicReplication::Fixed(1)),
+            NewTopic::new(&t.dead_letters, 1, TopicReplication::Fixed(1)),
+            NewTopic::new(&t.models, 1, TopicReplication::Fixed(1)).set(compact[0].0, compact[0].1),
+        ];
+        let results = runtime()
+            .block_on(admin.create_topics(&new, &AdminOptions::new()))
+            .unwrap();
+        for r in results {
+            r.unwrap_or_else(|(topic, e)| panic!("cannot create topic {topic}: {e}"));
+        }
+        t
+    }
+}
+
+/// Produces `(key, value)` pairs and waits for every acknowledgement.
+pub fn produce(topic: &str, records: &[(Option<Vec<u8>>, Option<Vec<u8>>)]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    runtime().block_on(async {
+        let mut pending = Vec::with_capacity(records.len());
+        for (key, value) in records {
+            let mut r: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+            if let Some(k) = key {
+                r = r.key(k.as_slice());
+            }
+            if let Some(v) = value {
+                r = r.payload(v.as_slice());
+            }
+            pending.push(producer.send_result(r).map_err(|(e, _)| e).unwrap());
+        }
+        for p in pending {
+            p.await.unwrap().map_err(|(e, _)| e).unwrap();
+        }
+    });
+    producer.flush(Duration::from_secs(10)).unwrap();
+}
+
+/// Produces patient records keyed by patient id.
+pub fn produce_patients(topic: &str, records: &[PatientRecord]) {
+    let pairs: Vec<_> = records
+        .iter()
+        .map(|r| {
+            (
+                Some(r.patient_id.clone().into_bytes()),
+                Some(r.encode().unwrap()),
+            )
+        })
+        .collect();
+    produce(topic, &pairs);
+}
+
+/// Publishes a model version keyed by its name.
+pub fn publish_model(topic: &str, version: &ModelVersion) {
+    produce(
+        topic,
+        &[(
+            Some(version.name.clone().into_bytes()),
+            Some(version.encode().unwrap()),
+        )],
+    );
+}
+
+/// One record read back.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub partition: i32,
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Received {
+    pub fn key_str(&self) -> String {
+        String::from_utf8(self.key.clone().unwrap_or_default()).unwrap()
+    }
+    pub fn prediction(&self) -> Prediction {
+        Prediction::decode(self.value.as_deref().unwrap()).unwrap()
+    }
+    pub fn dead_letter(&self) -> DeadLetter {
+        DeadLetter::decode(self.value.as_deref().unwrap()).unwrap()
+    }
+}
+
+/// Reads a topic from the beginning as a read_committed consumer until `expected` records were
+/// seen, then keeps reading for `settle` to catch duplicates. Panics after `timeout`.
+pub fn read_committed(
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+    settle: Duration,
+) -> Vec<Received> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", unique("reader"))
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let mut reached: Option<Instant> = None;
+    loop {
+        if let Some(at) = reached {
+            if at.elapsed() >= settle {
+                return out;
+            }
+        } else if started.elapsed() > timeout {
+            panic!(
+                "read {} of {expected} expected records from {topic} within {timeout:?}",
+                out.len()
+            );
+        }
+        if let Some(msg) = consumer.poll(Duration::from_millis(100)) {
+            let msg = msg.unwrap();
+            let headers = msg
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Received {
+                key: msg.key().map(<[u8]>::to_vec),
+                value: msg.payload().map(<[u8]>::to_vec),
+                partition: msg.partition(),
+                headers,
+            });
+        }
+        if reached.is_none() && out.len() >= expected {
+            reached = Some(Instant::now());
+        }
+    }
+}
+
+/// The UCI Cleveland rows as records `cleveland-<line>` (read from the shared data file).
+pub fn cleveland() -> Vec<PatientRecord> {
+    let path = std::env::var("HEART_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../shared/data/processed.cleveland.data")
+        });
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {} ({e}); set HEART_DATA", path.display()));
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let cols: Vec<Option<f64>> = line
+                .split(',')
+                .map(|c| c.trim().parse::<f64>().ok())
+                .collect();
+            let features: [Option<f64>; 13] = cols[..13].try_into().unwrap();
+            PatientRecord::from_features(
+                format!("cleveland-{}", i + 1),
+                1_700_000_000_000,
+                &features,
+            )
+        })
+        .collect()
+}
+
+/// A scorer process on a free loopback port.
+pub struct Scorer {
+    child: Option<Child>,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Scorer {
+    /// Starts the scorer binary on `topics` with the given transactional id and extra flags.
+    pub fn start(topics: &Topics, transactional_id: &str, extra: &[&str]) -> Self {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("{}.log", unique("scorer")));
+        let file = File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_scorer"))
+            .args([
+                "--patients-topic",
+                &topics.patients,
+                "--predictions-topic",
+                &topics.predictions,
+                "--dead-letter-topic",
+                &topics.dead_letters,
+                "--models-topic",
+                &topics.models,
+                "--group-id",
+                &topics.group,
+                "--transactional-id",
+                transactional_id,
+                "--http-addr",
+                &format!("127.0.0.1:{port}"),
+                "--session-timeout-ms",
+                "6000",
+                "--drain-timeout-ms",
+                "5000",
+                "--log-format",
+                "text",
+            ])
+            .args(extra)
+            .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Self {
+            child: Some(child),
+            port,
+            log,
+        }
+    }
+
+    /// The scorer's log so far (for assertion messages).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub fn wait_ready(&mut self, timeout: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("scorer exited early with {status}:\n{}", self.log_text());
+            }
+            if http(self.port, "GET", "/readyz", None).is_some_and(|(s, _)| s == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("scorer not ready within {timeout:?}:\n{}", self.log_text());
+    }
+
+    /// The value of an unlabelled metric, or of the first series whose labels contain `labels`.
+    pub fn metric(&self, name: &str, labels: &str) -> Option<f64> {
+        let (_, text) = http(self.port, "GET", "/metrics", None)?;
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find(|l| {
+                let (series, _) = l.rsplit_once(' ').unwrap_or((l, ""));
+                (series == name || series.starts_with(&format!("{name}{{")))
+                    && series.contains(labels)
+            })
+            .and_then(|l| l.rsplit_once(' ')?.1.parse().ok())
+    }
+
+    /// Polls `cond` on this scorer's metrics until it holds.
+    pub fn wait_metric(
+        &self,
+        name: &str,
+        labels: &str,
+        cond: impl Fn(f64) -> bool,
+        timeout: Duration,
+    ) -> f64 {
+        let started = Instant::now();
+        loop {
+            if let Some(v) = self.metric(name, labels) {
+                if cond(v) {
+                    return v;
+                }
+            }
+            if started.elapsed() > timeout {
+                panic!(
+                    "metric {name}{{{labels}}} = {:?} never met the condition within {timeout:?}:\n{}",
+                    self.metric(name, labels),
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no drain, no commit, no leave-group.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if started.elapsed() > timeout {
+                let _ = child.kill();
+                panic!(
+                    "scorer did not exit within {timeout:?} of SIGTERM:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Scorer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A minimal HTTP/1.1 client: (status, body), or None if the server does not answer.
+pub fn http(port: u16, method: &str, path: &str, json: Option<&str>) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let body = json.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.get(9..12)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((status, body))
+}
