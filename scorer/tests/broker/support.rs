@@ -100,7 +100,10 @@ impl Topics {
 }
 
 /// Produces `(key, value)` pairs and waits for every acknowledgement.
-pub fn produce(topic: &str, records: &[(Option<Vec<u8>>, Option<Vec<u8>>)]) {
+/// A key and a value, either possibly absent.
+pub type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+pub fn produce(topic: &str, records: &[KeyValue]) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
         .set("enable.idempotence", "true")
@@ -358,10 +361,8 @@ impl Scorer {
     ) -> f64 {
         let started = Instant::now();
         loop {
-            if let Some(v) = self.metric(name, labels) {
-                if cond(v) {
-                    return v;
-                }
+            if let Some(v) = self.metric(name, labels).filter(|v| cond(*v)) {
+                return v;
             }
             if started.elapsed() > timeout {
                 panic!(
