@@ -118,6 +118,11 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "SCORER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+
+    /// Benchmark baseline: forward every input value unchanged to the predictions topic through
+    /// the same batching and transactions, without decoding or scoring (see scripts/bench).
+    #[arg(long, env = "SCORER_BENCH_PASSTHROUGH", hide = true)]
+    pub bench_passthrough: bool,
 }
 
 /// One-shot commands.

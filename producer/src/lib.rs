@@ -1,0 +1,65 @@
+//! The producer: the start of heart-risk's data flow, and the reference client at its end.
+//!
+//! ```text
+//! producer send ──PatientRecord (Avro)──▶ [patients] ──▶ scorer ──▶ [predictions] ──▶ producer tail
+//!   (uci | csv | jsonl | synthetic,                                  [dead-letters] ──┘ (--dead-letters)
+//!    paced, with optional malformed records)
+//! ```
+//!
+//! # Layout
+//! - [`config`]: the command line ([`Config`]), its validation, and [`client_config`], the one
+//!   place where librdkafka properties are set.
+//! - `source/`: where patients come from: `uci`, `csv`, `jsonl` files and the seeded `synthetic`
+//!   generator.
+//! - `invalid`: malformed records for the dead-letter path, and the [`Reason`] each should get.
+//! - `rate`: the drift-free pacer behind `--rate`.
+//! - `send`: the idempotent producer loop and its report ([`SendSummary`]).
+//! - `tail`: the read-committed consumer of predictions and its summary ([`TailSummary`]).
+//! - `stats`: latency percentiles.
+//! - [`error`]: one error enum per operation.
+//!
+//! [`Reason`]: heart_schemas::Reason
+
+pub mod config;
+pub mod error;
+mod invalid;
+mod rate;
+mod send;
+mod source;
+mod stats;
+mod tail;
+
+pub use config::{Config, Role, client_config};
+pub use error::Error;
+pub use invalid::InvalidKind;
+pub use send::SendSummary;
+pub use stats::LatencySummary;
+pub use tail::TailSummary;
+use tokio_util::sync::CancellationToken;
+
+/// What a run did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// `send` finished; failed deliveries are counted, not errors.
+    Sent(SendSummary),
+    /// `tail` finished.
+    Tailed(TailSummary),
+}
+
+/// Validates the configuration and runs its subcommand until done or `shutdown` is cancelled.
+///
+/// # Errors
+/// An invalid configuration, or whatever [`error::SendError`] / [`error::TailError`] stopped the
+/// subcommand.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Outcome, Error> {
+    config.validate()?;
+    tracing::info!(kafka = %config.kafka.redacted(), "starting");
+    match &config.command {
+        config::Command::Send(args) => Ok(Outcome::Sent(
+            send::run(&config.kafka, args, shutdown).await?,
+        )),
+        config::Command::Tail(args) => Ok(Outcome::Tailed(
+            tail::run(&config.kafka, args, shutdown).await?,
+        )),
+    }
+}

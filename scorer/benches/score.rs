@@ -1,0 +1,150 @@
+//! Per-record cost of the scoring hot path, without Kafka: `cargo bench -p heart-scorer`.
+//!
+//! Prints nanoseconds per record for applying a logistic regression and a 200-tree depth-5
+//! forest (the shapes the trainer produces), and for the scorer's whole per-record step:
+//! Avro decode, validation, scoring and encoding the prediction.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::time::Instant;
+
+use heart_model::{Algorithm, Artifact, Estimator, Model, Node, Preprocessor, Tree};
+use heart_schemas::{AvroRecord, PatientRecord, RiskThresholds};
+use heart_scorer::score::score_bytes;
+
+fn patients() -> Vec<PatientRecord> {
+    (0..64)
+        .map(|i| PatientRecord {
+            patient_id: format!("bench-{i}"),
+            event_time: 1_700_000_000_000,
+            age: 30 + i % 45,
+            sex: i % 2,
+            cp: 1 + i % 4,
+            trestbps: 100.0 + f64::from(i),
+            chol: 180.0 + 2.0 * f64::from(i),
+            fbs: (i / 3) % 2,
+            restecg: i % 3,
+            thalach: 120.0 + f64::from(i),
+            exang: (i / 2) % 2,
+            oldpeak: f64::from(i % 40) / 10.0,
+            slope: 1 + i % 3,
+            ca: (i % 5 != 0).then_some(i % 4),
+            thal: (i % 7 != 0).then_some([3, 6, 7][(i % 3) as usize]),
+        })
+        .collect()
+}
+
+/// Deterministic pseudo-random numbers in [0, 1).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn full_tree(depth: u32, width: usize, rng: &mut Lcg) -> Tree {
+    let internal = (1usize << depth) - 1;
+    let total = (1usize << (depth + 1)) - 1;
+    let nodes = (0..total)
+        .map(|i| {
+            if i < internal {
+                Node::Split {
+                    feature: (rng.next() * width as f64) as u16,
+                    threshold: rng.next() * 2.0 - 1.0,
+                    left: (2 * i + 1) as u32,
+                    right: (2 * i + 2) as u32,
+                }
+            } else {
+                Node::Leaf {
+                    probability: rng.next(),
+                }
+            }
+        })
+        .collect();
+    Tree { nodes }
+}
+
+fn model(algorithm: Algorithm, rows: &[[Option<f64>; 13]]) -> Model {
+    let preprocessor = Preprocessor::fit(rows);
+    let width = preprocessor.width();
+    let mut rng = Lcg(42);
+    let estimator = match algorithm {
+        Algorithm::LogisticRegression => Estimator::Logistic {
+            weights: (0..width).map(|_| rng.next() - 0.5).collect(),
+            intercept: 0.1,
+        },
+        _ => Estimator::Forest {
+            trees: (0..200).map(|_| full_tree(5, width, &mut rng)).collect(),
+        },
+    };
+    let mut artifact = Artifact {
+        name: "bench".into(),
+        algorithm,
+        hyperparameters: BTreeMap::new(),
+        preprocessor,
+        estimator,
+        training_data_sha256: String::new(),
+        cv_metrics: BTreeMap::new(),
+        golden: Vec::new(),
+    };
+    artifact.set_golden(&rows[..4]);
+    Model::load(artifact.to_version(1, 0, "bench").unwrap()).unwrap()
+}
+
+/// Runs `f` over the inputs until ~1 s has passed; returns ns per call (best of 3 runs).
+fn bench<T>(inputs: &[T], mut f: impl FnMut(&T) -> f64) -> f64 {
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let mut calls = 0u64;
+        let mut sink = 0.0;
+        while started.elapsed().as_secs_f64() < 1.0 {
+            for x in inputs {
+                sink += f(x);
+            }
+            calls += inputs.len() as u64;
+        }
+        black_box(sink);
+        best = best.min(started.elapsed().as_nanos() as f64 / calls as f64);
+    }
+    best
+}
+
+fn main() {
+    let records = patients();
+    let rows: Vec<_> = records.iter().map(PatientRecord::features).collect();
+    let lr = model(Algorithm::LogisticRegression, &rows);
+    let rf = model(Algorithm::RandomForest, &rows);
+    let encoded: Vec<Vec<u8>> = records.iter().map(|r| r.encode().unwrap()).collect();
+    let t = RiskThresholds::default();
+
+    let lr_ns = bench(&rows, |r| lr.predict_features(r).probability);
+    let rf_ns = bench(&rows, |r| rf.predict_features(r).probability);
+    let decode_ns = bench(&encoded, |b| {
+        f64::from(PatientRecord::decode(b).unwrap().age)
+    });
+    let full_ns = bench(&encoded, |b| {
+        let s = score_bytes(&lr, &t, Some(b), 0).unwrap();
+        s.prediction.encode().unwrap().len() as f64
+    });
+    println!(
+        "per-record cost (best of 3 x 1 s, {} distinct records)",
+        records.len()
+    );
+    println!("  apply logistic regression        {lr_ns:>10.0} ns");
+    println!("  apply random forest (200 x d5)   {rf_ns:>10.0} ns");
+    println!("  avro decode patient record       {decode_ns:>10.0} ns");
+    println!("  decode+validate+score(LR)+encode {full_ns:>10.0} ns");
+    println!(
+        "  vs a 10 ms scikit-learn pipeline call: LR {:.0}x, RF {:.0}x, full step {:.0}x faster",
+        10e6 / lr_ns,
+        10e6 / rf_ns,
+        10e6 / full_ns
+    );
+}
