@@ -67,15 +67,10 @@ pub trait AvroRecord: Sized {
     /// # Errors
     /// [`EncodeError`] when the record holds a value its own schema cannot represent (a bug).
     fn encode(&self) -> Result<Vec<u8>, EncodeError> {
-        let info = Self::schema_info();
-        let body = to_avro_datum(&info.schema, self.to_value()).map_err(|e| EncodeError {
-            record: Self::NAME,
-            detail: e.to_string(),
-        })?;
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+        let mut out = Vec::with_capacity(128);
         out.extend_from_slice(&MARKER);
-        out.extend_from_slice(&info.fingerprint);
-        out.extend_from_slice(&body);
+        out.extend_from_slice(&Self::schema_info().fingerprint);
+        self.encode_body(&mut out)?;
         Ok(out)
     }
 
@@ -85,6 +80,15 @@ pub trait AvroRecord: Sized {
     /// A [`DecodeError`] naming what is wrong: empty input, a missing marker, a schema this build
     /// does not know, a malformed body or trailing bytes.
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let body = Self::body(bytes)?;
+        Self::decode_body(body)
+    }
+
+    /// Checks the single-object header and returns the body.
+    ///
+    /// # Errors
+    /// As [`AvroRecord::decode`], for the header.
+    fn body(bytes: &[u8]) -> Result<&[u8], DecodeError> {
         let info = Self::schema_info();
         if bytes.is_empty() {
             return Err(DecodeError::Empty { record: Self::NAME });
@@ -101,29 +105,56 @@ pub trait AvroRecord: Sized {
                 expected: hex(&info.fingerprint),
             });
         }
-        let mut body = &bytes[HEADER_LEN..];
+        Ok(&bytes[HEADER_LEN..])
+    }
+
+    /// Decodes an Avro binary body written with this record's schema (generic apache-avro
+    /// path; hot-path records override it with a hand-written reader).
+    ///
+    /// # Errors
+    /// [`DecodeError::Malformed`], [`DecodeError::TrailingBytes`] or a field type error.
+    fn decode_body(body: &[u8]) -> Result<Self, DecodeError> {
+        let info = Self::schema_info();
+        let mut rest = body;
         let value =
-            from_avro_datum(&info.schema, &mut body, None).map_err(|e| DecodeError::Malformed {
+            from_avro_datum(&info.schema, &mut rest, None).map_err(|e| DecodeError::Malformed {
                 record: Self::NAME,
                 detail: e.to_string(),
             })?;
-        if !body.is_empty() {
+        if !rest.is_empty() {
             return Err(DecodeError::TrailingBytes {
                 record: Self::NAME,
-                extra: body.len(),
+                extra: rest.len(),
             });
         }
         // apache-avro reads a union at end of input as null instead of failing, so a body cut
         // just before a trailing nullable field would decode. Re-encoding shows the bytes missing.
         let expected = to_avro_datum(&info.schema, value.clone()).map_or(0, |b| b.len());
-        let got = bytes.len() - HEADER_LEN;
-        if expected != got {
+        if expected != body.len() {
             return Err(DecodeError::Malformed {
                 record: Self::NAME,
-                detail: format!("body is {got} bytes but its fields need {expected}: truncated"),
+                detail: format!(
+                    "body is {} bytes but its fields need {expected}: truncated",
+                    body.len()
+                ),
             });
         }
         Self::from_value(value)
+    }
+
+    /// Encodes the Avro binary body (generic apache-avro path; hot-path records override it).
+    ///
+    /// # Errors
+    /// [`EncodeError`] when the record holds a value its own schema cannot represent (a bug).
+    fn encode_body(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let body = to_avro_datum(&Self::schema_info().schema, self.to_value()).map_err(|e| {
+            EncodeError {
+                record: Self::NAME,
+                detail: e.to_string(),
+            }
+        })?;
+        out.extend_from_slice(&body);
+        Ok(())
     }
 }
 

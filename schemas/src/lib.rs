@@ -14,10 +14,12 @@
 //!   probability to a level.
 //! - [`dead_letter`]: [`DeadLetter`] and the closed set of [`Reason`] codes.
 //! - [`model`]: [`ModelVersion`], the envelope a trained model travels in.
-//! - [`codec`]: Avro single-object encoding of all of the above ([`AvroRecord`]).
+//! - [`codec`]: Avro single-object encoding of all of the above ([`AvroRecord`]); `binary` holds
+//!   hand-written readers and writers for the two hot-path records.
 //! - [`topics`]: default topic names and header names.
 //! - [`error`]: [`DecodeError`], [`EncodeError`].
 
+mod binary;
 pub mod codec;
 pub mod dead_letter;
 pub mod error;

@@ -8,6 +8,7 @@ use apache_avro::types::Value;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::binary::{Reader, Writer};
 use crate::codec::{AvroRecord, FieldReader, SchemaInfo, record};
 use crate::error::DecodeError;
 
@@ -179,6 +180,35 @@ impl AvroRecord for Prediction {
         ])
     }
 
+    fn decode_body(body: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(Self::NAME, body);
+        let p = Self {
+            patient_id: r.string("patient_id")?,
+            event_time: r.long("event_time")?,
+            scored_at: r.long("scored_at")?,
+            probability: r.double("probability")?,
+            label: r.int("label")?,
+            risk_level: RiskLevel::ALL[r.enum_index("risk_level", RiskLevel::ALL.len())?],
+            model_name: r.string("model_name")?,
+            model_version: r.long("model_version")?,
+        };
+        r.finish()?;
+        Ok(p)
+    }
+
+    fn encode_body(&self, out: &mut Vec<u8>) -> Result<(), crate::EncodeError> {
+        let mut w = Writer(out);
+        w.string(&self.patient_id);
+        w.long(self.event_time);
+        w.long(self.scored_at);
+        w.double(self.probability);
+        w.int(self.label);
+        w.long(i64::from(self.risk_level.index()));
+        w.string(&self.model_name);
+        w.long(self.model_version);
+        Ok(())
+    }
+
     fn from_value(value: Value) -> Result<Self, DecodeError> {
         let mut r = FieldReader::new(Self::NAME, value)?;
         Ok(Self {
@@ -243,6 +273,33 @@ mod tests {
             model_version: 7,
         };
         assert_eq!(Prediction::decode(&p.encode().unwrap()).unwrap(), p);
+    }
+
+    #[test]
+    fn fast_codec_matches_apache_avro_both_ways() {
+        use apache_avro::{from_avro_datum, to_avro_datum};
+        let schema = &Prediction::schema_info().schema;
+        for (i, level) in RiskLevel::ALL.into_iter().cycle().take(30).enumerate() {
+            let i = i as i64;
+            let p = Prediction {
+                patient_id: format!("p-{i}"),
+                event_time: i * 1_000_000_007,
+                scored_at: -i,
+                probability: i as f64 / 29.0,
+                label: (i % 2) as i32,
+                risk_level: level,
+                model_name: "heart".repeat(i as usize % 3),
+                model_version: i << 33,
+            };
+            let ours = p.encode().unwrap();
+            assert_eq!(
+                &ours[10..],
+                to_avro_datum(schema, p.to_value()).unwrap().as_slice()
+            );
+            let value = from_avro_datum(schema, &mut &ours[10..], None).unwrap();
+            assert_eq!(Prediction::from_value(value).unwrap(), p);
+            assert_eq!(Prediction::decode(&ours).unwrap(), p);
+        }
     }
 
     #[test]
