@@ -1,0 +1,271 @@
+//! Errors, one enum per operation that can fail.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// A command-line value that parsed but breaks a rule.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// Cross-validation needs at least two folds.
+    #[error("--folds must be at least 2, got {0}")]
+    TooFewFolds(usize),
+    /// A timeout of zero would never succeed.
+    #[error("--kafka-timeout-ms must be positive")]
+    ZeroTimeout,
+    /// The model name is the Kafka key and may not be empty.
+    #[error("--name must not be empty")]
+    EmptyName,
+}
+
+/// Reading a data file failed.
+#[derive(Debug, Error)]
+pub enum DataError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file has no data rows.
+    #[error("{source_name}: no data rows")]
+    Empty {
+        /// File name.
+        source_name: String,
+    },
+    /// A line has the wrong number of fields.
+    #[error("{source_name} line {line}: expected {expected} comma-separated fields, found {found}")]
+    FieldCount {
+        /// File name.
+        source_name: String,
+        /// 1-based line number.
+        line: usize,
+        /// Fields the header (or the UCI layout) defines.
+        expected: usize,
+        /// Fields on this line.
+        found: usize,
+    },
+    /// A headered CSV lacks a column.
+    #[error(
+        "{source_name}: the header has no column {column:?} (need the 13 UCI attribute names and num or target)"
+    )]
+    MissingColumn {
+        /// File name.
+        source_name: String,
+        /// The column looked for.
+        column: &'static str,
+    },
+    /// A cell is not a valid value for its column.
+    #[error("{source_name} line {line}, column {column}: {value:?} {problem}")]
+    BadValue {
+        /// File name.
+        source_name: String,
+        /// 1-based line number.
+        line: usize,
+        /// Column name.
+        column: String,
+        /// The cell as written.
+        value: String,
+        /// What is wrong, e.g. "is not a number".
+        problem: String,
+    },
+    /// Both classes are needed to train and evaluate.
+    #[error("{source_name}: the target has only one class ({positives} positive of {rows} rows)")]
+    OneClass {
+        /// File name.
+        source_name: String,
+        /// Rows with `num > 0`.
+        positives: usize,
+        /// All rows.
+        rows: usize,
+    },
+    /// polars could not parse the file.
+    #[error("{source_name}: csv parse error: {source}")]
+    Csv {
+        /// File name.
+        source_name: String,
+        /// The polars error.
+        source: polars::error::PolarsError,
+    },
+}
+
+/// Fitting a model failed.
+#[derive(Debug, Error)]
+pub enum TrainError {
+    /// linfa-logistic failed.
+    #[error("logistic regression: {0}")]
+    Logistic(#[from] linfa_logistic::error::Error),
+    /// linfa-trees failed.
+    #[error("decision tree: {0}")]
+    Tree(#[from] linfa::Error),
+    /// A fold has too few rows of a class to evaluate.
+    #[error(
+        "{folds}-fold cross-validation needs at least {folds} rows of each class, found {found}"
+    )]
+    TooFewRows {
+        /// Folds asked for.
+        folds: usize,
+        /// Rows of the smaller class.
+        found: usize,
+    },
+    /// The trained artifact does not load (a bug: it must always verify itself).
+    #[error("the trained artifact fails its own verification: {0}")]
+    SelfCheck(#[from] heart_model::ModelLoadError),
+    /// The artifact could not be serialized.
+    #[error("cannot serialize the artifact: {0}")]
+    Serialize(#[from] postcard::Error),
+    /// The envelope could not be encoded.
+    #[error("cannot encode the model version: {0}")]
+    Encode(#[from] heart_schemas::EncodeError),
+}
+
+/// Drawing a plot failed.
+#[derive(Debug, Error)]
+pub enum PlotError {
+    /// The font file is missing.
+    #[error("cannot read font {path}: {source} (install the fonts-dejavu-core package)")]
+    Font {
+        /// The font file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The font file is not a usable TrueType font.
+    #[error("{path} is not a usable TrueType font")]
+    InvalidFont {
+        /// The font file.
+        path: PathBuf,
+    },
+    /// plotters failed.
+    #[error("drawing {file}: {detail}")]
+    Draw {
+        /// The PNG being drawn.
+        file: PathBuf,
+        /// plotters' error text.
+        detail: String,
+    },
+}
+
+/// Writing an output file failed.
+#[derive(Debug, Error)]
+#[error("cannot write {path}: {source}")]
+pub struct WriteError {
+    /// The file.
+    pub path: PathBuf,
+    /// The I/O error.
+    pub source: std::io::Error,
+}
+
+/// Publishing or listing model versions failed.
+#[derive(Debug, Error)]
+pub enum PublishError {
+    /// The model file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The model file is not a model version.
+    #[error("{path} is not an Avro ModelVersion: {source}")]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// The decode error.
+        source: heart_schemas::DecodeError,
+    },
+    /// The artifact fails its own checks, so it is not published.
+    #[error("refusing to publish: the artifact fails verification: {0}")]
+    Verify(#[from] heart_model::ModelLoadError),
+    /// The envelope could not be re-encoded with its new version.
+    #[error("cannot encode the model version: {0}")]
+    Encode(#[from] heart_schemas::EncodeError),
+    /// A Kafka operation failed.
+    #[error("kafka {operation} (bootstrap servers {brokers}): {source}")]
+    Kafka {
+        /// What we were doing.
+        operation: &'static str,
+        /// The bootstrap servers.
+        brokers: String,
+        /// The rdkafka error.
+        source: rdkafka::error::KafkaError,
+    },
+    /// The topic does not exist.
+    #[error(
+        "topic {topic:?} does not exist on {brokers}; create it compacted (scripts/kafka start does)"
+    )]
+    NoTopic {
+        /// The topic.
+        topic: String,
+        /// The bootstrap servers.
+        brokers: String,
+    },
+    /// Reading the topic to its end took too long.
+    #[error("timed out after {timeout_ms} ms reading topic {topic:?} to its end")]
+    Timeout {
+        /// The topic.
+        topic: String,
+        /// The limit.
+        timeout_ms: u64,
+    },
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Downloading the data file failed.
+#[derive(Debug, Error)]
+pub enum FetchError {
+    /// The HTTP request failed.
+    #[error(
+        "cannot download {url}: {detail}; download it by hand (e.g. from the UCI page for data set 45) and pass it with --data"
+    )]
+    Http {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The downloaded bytes are not the expected file.
+    #[error(
+        "sha256 mismatch: expected {expected}, downloaded bytes hash to {actual}; the file was not written (check --url, or a proxy rewriting the download)"
+    )]
+    Checksum {
+        /// The expected hash.
+        expected: String,
+        /// The actual hash.
+        actual: String,
+    },
+    /// Writing the file failed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// Any failure of a trainer command.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Bad data.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// Training failed.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    /// Plotting failed.
+    #[error(transparent)]
+    Plot(#[from] PlotError),
+    /// Writing output failed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// Publishing failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// Downloading failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+}
