@@ -22,7 +22,7 @@ pub enum ConfigError {
 #[derive(Debug, Error)]
 pub enum DataError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -82,7 +82,7 @@ pub enum DataError {
         rows: usize,
     },
     /// polars could not parse the file.
-    #[error("{source_name}: csv parse error: {source}")]
+    #[error("{source_name}: csv parse error")]
     Csv {
         /// File name.
         source_name: String,
@@ -125,7 +125,7 @@ pub enum TrainError {
 #[derive(Debug, Error)]
 pub enum PlotError {
     /// The font file is missing.
-    #[error("cannot read font {path}: {source} (install the fonts-dejavu-core package)")]
+    #[error("cannot read font {path} (install the fonts-dejavu-core package)")]
     Font {
         /// The font file.
         path: PathBuf,
@@ -150,7 +150,7 @@ pub enum PlotError {
 
 /// Writing an output file failed.
 #[derive(Debug, Error)]
-#[error("cannot write {path}: {source}")]
+#[error("cannot write {path}")]
 pub struct WriteError {
     /// The file.
     pub path: PathBuf,
@@ -162,7 +162,7 @@ pub struct WriteError {
 #[derive(Debug, Error)]
 pub enum PublishError {
     /// The model file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -170,7 +170,7 @@ pub enum PublishError {
         source: std::io::Error,
     },
     /// The model file is not a model version.
-    #[error("{path} is not an Avro ModelVersion: {source}")]
+    #[error("{path} is not an Avro ModelVersion")]
     Decode {
         /// The file.
         path: PathBuf,
@@ -184,7 +184,7 @@ pub enum PublishError {
     #[error("cannot encode the model version: {0}")]
     Encode(#[from] heart_schemas::EncodeError),
     /// A Kafka operation failed.
-    #[error("kafka {operation} (bootstrap servers {brokers}): {source}")]
+    #[error("kafka {operation} (bootstrap servers {brokers})")]
     Kafka {
         /// What we were doing.
         operation: &'static str,
