@@ -67,17 +67,33 @@ struct ScorerContext {
 
 impl ClientContext for ScorerContext {
     fn stats(&self, statistics: Statistics) {
-        if let Some(topic) = statistics.topics.get(&self.topic) {
-            for (id, partition) in &topic.partitions {
-                if *id >= 0 && partition.consumer_lag >= 0 {
-                    self.metrics
-                        .consumer_lag
-                        .with_label_values(&[&self.topic, &id.to_string()])
-                        .set(partition.consumer_lag);
-                }
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        for (id, p) in &topic.partitions {
+            if *id < 0 || !p.desired {
+                continue;
+            }
+            if let Some(lag) = lag(p) {
+                self.metrics
+                    .consumer_lag
+                    .with_label_values(&[&self.topic, &id.to_string()])
+                    .set(lag);
             }
         }
     }
+}
+
+/// Records between this replica's position and the end of a partition. librdkafka's own
+/// `consumer_lag` is measured from the consumer's committed offset, which it does not learn when
+/// offsets are committed through the producer's transaction, so it stays -1 for a new group.
+fn lag(p: &rdkafka::statistics::Partition) -> Option<i64> {
+    // read_committed: the last stable offset is the end a consumer can reach.
+    let end = [p.ls_offset, p.hi_offset].into_iter().find(|&o| o >= 0)?;
+    let position = [p.app_offset, p.committed_offset, p.lo_offset]
+        .into_iter()
+        .find(|&o| o >= 0)?;
+    Some((end - position).max(0))
 }
 
 impl ConsumerContext for ScorerContext {

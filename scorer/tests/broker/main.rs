@@ -422,3 +422,62 @@ fn model_file_mode_serves_without_kafka() {
     assert_eq!(status, 200, "{reply}");
     assert!(reply.contains("\"model_version\":9"));
 }
+
+/// Issue: no dashboard panel or alert may point at a metric the scorer does not export. A real
+/// Prometheus scrapes a real scorer during a stream, and every expression must return data.
+#[test]
+fn every_dashboard_and_rule_expression_returns_data_from_a_live_scorer() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let t = Topics::create("promql", 3);
+    publish_model(&t.models, &fixtures::model_version(1, 1.0));
+    let mut scorer = Scorer::start(&t, &support::unique("tx"), &[]);
+    scorer.wait_ready(WAIT);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let stream = std::thread::spawn({
+        let (topic, stop) = (t.patients.clone(), Arc::clone(&stop));
+        move || {
+            let mut round = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let mut records: Vec<support::KeyValue> = patients(&format!("prom{round}"), 20)
+                    .iter()
+                    .map(|r| {
+                        (
+                            Some(r.patient_id.clone().into_bytes()),
+                            Some(heart_schemas::AvroRecord::encode(r).unwrap()),
+                        )
+                    })
+                    .collect();
+                records.push((Some(b"bad".to_vec()), Some(b"not avro".to_vec())));
+                produce(&topic, &records);
+                round += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    });
+    let body = serde_json::to_string(&fixtures::patient(61)).unwrap();
+    for _ in 0..5 {
+        http(scorer.port, "POST", "/predict", Some(&body)).unwrap();
+    }
+    http(scorer.port, "POST", "/predict", Some("{}")).unwrap();
+    http(scorer.port, "GET", "/nope", None).unwrap();
+    // Let consumer-lag statistics (every 5 s) and a few batches happen first.
+    std::thread::sleep(Duration::from_secs(6));
+
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/deploy/check-promql");
+    let output = std::process::Command::new(&script)
+        .arg(format!("http://127.0.0.1:{}/metrics", scorer.port))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    stop.store(true, Ordering::Relaxed);
+    stream.join().unwrap();
+    assert!(
+        output.status.success(),
+        "check-promql failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
