@@ -40,7 +40,8 @@ pub struct TailSummary {
     pub by_risk_level: Vec<(RiskLevel, u64)>,
     /// Predictions by (model name, model version).
     pub by_model: BTreeMap<(String, i64), u64>,
-    /// Seconds from the first to the last prediction received.
+    /// Seconds from the earliest event time among the predictions (when the producer sent the
+    /// record) to the last prediction received: the whole pipeline, not just the read.
     pub elapsed_s: f64,
     /// Predictions per second over `elapsed_s`.
     pub records_per_s: f64,
@@ -56,7 +57,7 @@ impl fmt::Display for TailSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "predictions: {} ({} distinct patients) in {:.2} s: {:.0} records/s",
+            "predictions: {} ({} distinct patients) in {:.2} s from the first record's event time to the last prediction: {:.0} records/s",
             self.predictions, self.distinct_patients, self.elapsed_s, self.records_per_s
         )?;
         let levels: Vec<String> = self
@@ -111,8 +112,10 @@ struct Tally {
     by_risk_level: [u64; 3],
     by_model: BTreeMap<(String, i64), u64>,
     e2e: Latencies,
-    first: Option<Instant>,
-    last: Option<Instant>,
+    /// Earliest event time seen, ms since the epoch.
+    first_event_ms: Option<i64>,
+    /// Latest receive time, ms since the epoch.
+    last_received_ms: Option<i64>,
     dead_letters: Option<BTreeMap<String, u64>>,
     undecodable: u64,
 }
@@ -125,14 +128,14 @@ impl Tally {
             by_risk_level: [0; 3],
             by_model: BTreeMap::new(),
             e2e: Latencies::default(),
-            first: None,
-            last: None,
+            first_event_ms: None,
+            last_received_ms: None,
             dead_letters: dead_letters.then(BTreeMap::new),
             undecodable: 0,
         }
     }
 
-    fn prediction(&mut self, p: &Prediction, received_ms: i64, at: Instant) {
+    fn prediction(&mut self, p: &Prediction, received_ms: i64) {
         self.predictions += 1;
         self.patients.insert(p.patient_id.clone());
         if let Some(i) = RiskLevel::ALL.iter().position(|l| *l == p.risk_level) {
@@ -144,8 +147,14 @@ impl Tally {
             .or_default() += 1;
         #[allow(clippy::cast_precision_loss)] // latencies are far below 2^52 ms
         self.e2e.record((received_ms - p.event_time) as f64);
-        self.first.get_or_insert(at);
-        self.last = Some(at);
+        self.first_event_ms = Some(
+            self.first_event_ms
+                .map_or(p.event_time, |t| t.min(p.event_time)),
+        );
+        self.last_received_ms = Some(
+            self.last_received_ms
+                .map_or(received_ms, |t| t.max(received_ms)),
+        );
     }
 
     fn dead_letter(&mut self, reason: String) {
@@ -161,8 +170,9 @@ impl Tally {
     }
 
     fn summary(&self) -> TailSummary {
-        let elapsed_s = match (self.first, self.last) {
-            (Some(first), Some(last)) => last.saturating_duration_since(first).as_secs_f64(),
+        #[allow(clippy::cast_precision_loss)] // spans are far below 2^52 ms
+        let elapsed_s = match (self.first_event_ms, self.last_received_ms) {
+            (Some(first), Some(last)) => (last - first).max(0) as f64 / 1000.0,
             _ => 0.0,
         };
         TailSummary {
@@ -306,7 +316,7 @@ fn handle(message: &BorrowedMessage<'_>, args: &TailArgs, tally: &mut Tally) -> 
     if message.topic() == args.topic {
         match Prediction::decode(payload) {
             Ok(p) => {
-                tally.prediction(&p, now_ms(), Instant::now());
+                tally.prediction(&p, now_ms());
                 return Some(p);
             }
             Err(err) => {
@@ -412,15 +422,10 @@ mod tests {
 
     #[test]
     fn tally_counts_levels_models_patients_and_latency() {
-        let t0 = Instant::now();
         let mut tally = Tally::new(true);
-        tally.prediction(&prediction("a", RiskLevel::High, 1, 1000), 1010, t0);
-        tally.prediction(&prediction("b", RiskLevel::Low, 1, 1000), 1030, t0);
-        tally.prediction(
-            &prediction("a", RiskLevel::High, 2, 1000),
-            1020,
-            t0 + Duration::from_secs(1),
-        );
+        tally.prediction(&prediction("a", RiskLevel::High, 1, 1000), 1010);
+        tally.prediction(&prediction("b", RiskLevel::Low, 1, 1000), 1030);
+        tally.prediction(&prediction("a", RiskLevel::High, 2, 1000), 1020);
         tally.dead_letter("out_of_range".to_owned());
         let s = tally.summary();
         assert_eq!((s.predictions, s.distinct_patients), (3, 2));
@@ -433,7 +438,12 @@ mod tests {
             ]
         );
         assert_eq!(s.by_model[&("logreg".to_owned(), 1)], 2);
-        assert_eq!(s.records_per_s, 3.0);
+        // 3 predictions from the first event (1000 ms) to the last receive (1030 ms).
+        assert!(
+            (s.records_per_s - 100.0).abs() < 1e-9,
+            "{}",
+            s.records_per_s
+        );
         assert_eq!(s.e2e_latency_ms.map(|l| (l.p50, l.p99)), Some((20.0, 30.0)));
         let text = s.to_string();
         assert!(
