@@ -74,7 +74,7 @@ pub struct Config {
     pub transaction_timeout_ms: u64,
 
     /// Most records scored in one batch (one transaction).
-    #[arg(long, env = "SCORER_BATCH_MAX_RECORDS", default_value_t = 500)]
+    #[arg(long, env = "SCORER_BATCH_MAX_RECORDS", default_value_t = 5000)]
     pub batch_max_records: usize,
 
     /// Longest a batch waits to fill before it is scored anyway.
@@ -182,15 +182,40 @@ pub struct KafkaArgs {
     #[arg(long, env = "KAFKA_SSL_CA_LOCATION")]
     pub ssl_ca_location: Option<String>,
 
-    /// Extra librdkafka properties, key=value (repeat, or comma-separate in the env var).
-    #[arg(long = "kafka-property", env = "KAFKA_PROPERTIES", value_delimiter = ',', value_parser = parse_property)]
-    pub properties: Vec<(String, String)>,
+    /// Extra librdkafka properties, key=value (repeat, or comma-separate in the env var; a
+    /// piece without `=` continues the previous value, so `debug=eos,msg` works).
+    #[arg(
+        long = "kafka-property",
+        env = "KAFKA_PROPERTIES",
+        value_delimiter = ','
+    )]
+    pub properties: Vec<String>,
 }
 
-fn parse_property(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
-        _ => Err(format!("expected key=value, got {s:?}")),
+impl KafkaArgs {
+    /// The extra properties as key/value pairs.
+    ///
+    /// # Errors
+    /// The first piece that is neither `key=value` nor a continuation of one.
+    pub fn property_pairs(&self) -> Result<Vec<(String, String)>, ConfigError> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for piece in &self.properties {
+            match (piece.split_once('='), pairs.last_mut()) {
+                (Some((k, v)), _) if !k.trim().is_empty() => {
+                    pairs.push((k.trim().to_owned(), v.trim().to_owned()));
+                }
+                (None, Some((_, value))) => {
+                    value.push(',');
+                    value.push_str(piece.trim());
+                }
+                _ => {
+                    return Err(ConfigError::KafkaProperty {
+                        piece: piece.clone(),
+                    });
+                }
+            }
+        }
+        Ok(pairs)
     }
 }
 
@@ -209,6 +234,12 @@ pub enum ConfigError {
         drain_ms: u64,
         /// --session-timeout-ms.
         session_ms: u64,
+    },
+    /// A `--kafka-property` that is not `key=value`.
+    #[error("--kafka-property / KAFKA_PROPERTIES: expected key=value, got {piece:?}")]
+    KafkaProperty {
+        /// The offending piece.
+        piece: String,
     },
     /// A count that must be positive is zero.
     #[error("{flag} must be at least 1")]
@@ -239,6 +270,7 @@ impl Config {
                 return Err(ConfigError::Zero { flag });
             }
         }
+        self.kafka.property_pairs()?;
         Ok(RiskThresholds::new(
             self.medium_threshold,
             self.high_threshold,
@@ -308,7 +340,8 @@ impl Config {
                 c.set(key, v);
             }
         }
-        for (key, value) in &k.properties {
+        // validate() rejected malformed pieces before any client is built.
+        for (key, value) in k.property_pairs().unwrap_or_default() {
             c.set(key, value);
         }
         c
@@ -357,12 +390,16 @@ mod tests {
             "--kafka-property",
             "socket.timeout.ms=1234",
             "--kafka-property",
-            "a=b",
+            "debug=eos,msg,a=b",
         ]);
         let rd = c.to_rdkafka();
         assert_eq!(rd.get("socket.timeout.ms"), Some("1234"));
+        assert_eq!(rd.get("debug"), Some("eos,msg"));
         assert_eq!(rd.get("a"), Some("b"));
-        assert!(Config::try_parse_from(["scorer", "--kafka-property", "novalue"]).is_err());
+        assert!(matches!(
+            parse(&["--kafka-property", "novalue"]).validate(),
+            Err(ConfigError::KafkaProperty { .. })
+        ));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use thiserror::Error;
@@ -133,10 +133,12 @@ fn partition_ids(tpl: &TopicPartitionList) -> Vec<i32> {
     tpl.elements().iter().map(|e| e.partition()).collect()
 }
 
-/// Producer callbacks: counts failed deliveries (used by at-least-once mode; in exactly-once
-/// mode the transaction commit reports them).
+/// Producer callbacks: counts the current batch's resolved and failed deliveries. Each output
+/// carries its batch number, so late reports of an aborted batch are not counted for the next.
 #[derive(Default)]
 struct DeliveryTracker {
+    batch: AtomicU64,
+    resolved: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
 }
@@ -144,9 +146,13 @@ struct DeliveryTracker {
 impl ClientContext for DeliveryTracker {}
 
 impl ProducerContext for DeliveryTracker {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, (): ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, batch: usize) {
+        if batch as u64 != self.batch.load(Ordering::Acquire) {
+            return;
+        }
+        self.resolved.fetch_add(1, Ordering::AcqRel);
         if let Err((error, _)) = result {
             self.failed.fetch_add(1, Ordering::Relaxed);
             let mut first = self
@@ -159,14 +165,27 @@ impl ProducerContext for DeliveryTracker {
 }
 
 impl DeliveryTracker {
-    fn take(&self) -> (u64, Option<String>) {
-        let failed = self.failed.swap(0, Ordering::Relaxed);
+    fn start(&self, batch: u64) {
+        self.batch.store(batch, Ordering::Release);
+        self.resolved.store(0, Ordering::Release);
+        self.failed.store(0, Ordering::Release);
+        *self
+            .first_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    fn resolved(&self) -> u64 {
+        self.resolved.load(Ordering::Acquire)
+    }
+
+    fn failures(&self) -> (u64, Option<String>) {
         let error = self
             .first_error
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        (failed, error)
+            .clone();
+        (self.failed.load(Ordering::Acquire), error)
     }
 }
 
@@ -199,8 +218,14 @@ struct Pipeline<'a> {
     store: &'a ModelStore,
     metrics: &'a Metrics,
     consumer: BaseConsumer<ScorerContext>,
-    producer: ThreadedProducer<DeliveryTracker>,
+    /// Polled by this thread (not a background one), so `flush` sees its own delivery reports
+    /// at once instead of sleeping in 100 ms poll slices while another thread takes them.
+    producer: BaseProducer<DeliveryTracker>,
     transactional: bool,
+    /// Number of the batch in hand (tags its outputs' delivery reports).
+    batch_id: std::cell::Cell<u64>,
+    /// Outputs of the batch in hand handed to librdkafka.
+    sent: std::cell::Cell<u64>,
 }
 
 /// Runs the pipeline until `token` is cancelled, then drains: the batch in hand is finished and
@@ -261,7 +286,7 @@ impl<'a> Pipeline<'a> {
                     config.transaction_timeout_ms.to_string(),
                 );
         }
-        let producer: ThreadedProducer<DeliveryTracker> = producer_config
+        let producer: BaseProducer<DeliveryTracker> = producer_config
             .create_with_context(DeliveryTracker::default())
             .map_err(ConsumeError::Setup)?;
         if transactional {
@@ -304,6 +329,8 @@ impl<'a> Pipeline<'a> {
             consumer,
             producer,
             transactional,
+            batch_id: std::cell::Cell::new(0),
+            sent: std::cell::Cell::new(0),
         })
     }
 
@@ -354,6 +381,7 @@ impl<'a> Pipeline<'a> {
             let timeout = deadline.map_or(Duration::from_millis(100), |d| {
                 d.saturating_duration_since(Instant::now())
             });
+            self.producer.poll(Duration::ZERO);
             match self.consumer.poll(timeout) {
                 Some(Ok(msg)) => {
                     batch.push(msg.detach());
@@ -413,15 +441,22 @@ impl<'a> Pipeline<'a> {
             .score_duration
             .observe(started.elapsed().as_secs_f64());
 
+        self.batch_id.set(self.batch_id.get().wrapping_add(1));
+        self.sent.set(0);
+        self.producer.context().start(self.batch_id.get());
         if self.transactional {
             self.producer
                 .begin_transaction()
                 .map_err(|e| self.classify(e))?;
         }
+        let produce_started = Instant::now();
         let mut tally = Tally::default();
         if self.config.bench_passthrough {
             for msg in batch {
-                let mut record = BaseRecord::<[u8], [u8]>::to(&self.config.predictions_topic);
+                let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(
+                    &self.config.predictions_topic,
+                    0,
+                );
                 if let Some(v) = msg.payload() {
                     record = record.payload(v);
                 }
@@ -434,6 +469,11 @@ impl<'a> Pipeline<'a> {
         for (msg, outcome) in batch.iter().zip(scored) {
             self.send_output(msg, outcome, &model, now, &mut tally)?;
         }
+        tracing::debug!(
+            records = batch.len(),
+            enqueue_ms = produce_started.elapsed().as_secs_f64() * 1e3,
+            "batch enqueued"
+        );
         let offsets = next_offsets(batch).map_err(|e| BatchError::Retry(e.to_string()))?;
         if self.transactional {
             self.commit_transaction(&offsets)?;
@@ -462,7 +502,7 @@ impl<'a> Pipeline<'a> {
                     value: Some(version.as_str()),
                 });
                 let key = msg.key().unwrap_or(p.patient_id.as_bytes());
-                let record = BaseRecord::to(&self.config.predictions_topic)
+                let record = BaseRecord::with_opaque_to(&self.config.predictions_topic, 0)
                     .key(key)
                     .payload(&payload)
                     .headers(headers);
@@ -494,7 +534,7 @@ impl<'a> Pipeline<'a> {
                     key: topics::HEADER_REASON,
                     value: Some(rejection.reason.code()),
                 });
-                let mut record = BaseRecord::to(&self.config.dead_letter_topic)
+                let mut record = BaseRecord::with_opaque_to(&self.config.dead_letter_topic, 0)
                     .payload(&payload)
                     .headers(headers);
                 if let Some(key) = msg.key() {
@@ -510,14 +550,19 @@ impl<'a> Pipeline<'a> {
     /// Enqueues a record, waiting while librdkafka's bounded queue is full (backpressure).
     fn send<P: rdkafka::message::ToBytes + ?Sized>(
         &self,
-        mut record: BaseRecord<'_, [u8], P>,
+        record: BaseRecord<'_, [u8], P, usize>,
     ) -> Result<(), BatchError> {
+        // The batch number rides along so the delivery report can be matched to this batch.
+        let mut record = record.delivery_opaque(self.batch_id.get() as usize);
         loop {
             match self.producer.send(record) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.sent.set(self.sent.get() + 1);
+                    return Ok(());
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
-                    std::thread::sleep(Duration::from_millis(5));
+                    self.producer.poll(Duration::from_millis(5));
                 }
                 Err((error, _)) => return Err(self.classify(error)),
             }
@@ -528,15 +573,29 @@ impl<'a> Pipeline<'a> {
         let Some(group) = self.consumer.group_metadata() else {
             return Err(self.abort("consumer has no group metadata".to_owned()));
         };
+        let started = Instant::now();
+        // Wait for the batch's outputs first: adding the offsets while librdkafka is still
+        // registering the output partitions with the coordinator is answered with
+        // CONCURRENT_TRANSACTIONS and retried after retry.backoff.ms (100 ms), which capped a
+        // replica at ~10 transactions per second. Waiting costs one produce round trip.
+        if let Err(why) = self.await_deliveries() {
+            return Err(self.abort(why));
+        }
         if let Err(e) = self
             .producer
             .send_offsets_to_transaction(offsets, &group, TXN_TIMEOUT)
         {
             return Err(self.on_txn_error(e));
         }
+        let offsets_sent = started.elapsed();
         loop {
             match self.producer.commit_transaction(TXN_TIMEOUT) {
                 Ok(()) => {
+                    tracing::debug!(
+                        send_offsets_ms = offsets_sent.as_secs_f64() * 1e3,
+                        commit_ms = (started.elapsed() - offsets_sent).as_secs_f64() * 1e3,
+                        "transaction committed"
+                    );
                     self.metrics
                         .transactions
                         .with_label_values(&["committed"])
@@ -578,17 +637,34 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    fn commit_after_acks(&self, offsets: &TopicPartitionList) -> Result<(), BatchError> {
-        self.producer
-            .flush(TXN_TIMEOUT)
-            .map_err(|e| BatchError::Retry(format!("outputs not acknowledged: {e}")))?;
-        let (failed, error) = self.producer.context().take();
-        if failed > 0 {
-            return Err(BatchError::Retry(format!(
+    /// Polls the producer until every output of the batch in hand is acknowledged or failed.
+    /// (`flush` would also do, but it sleeps in 100 ms slices while librdkafka's queue holds
+    /// internal requests that never produce a report.)
+    fn await_deliveries(&self) -> Result<(), String> {
+        let deadline = Instant::now() + TXN_TIMEOUT;
+        let tracker = self.producer.context();
+        while tracker.resolved() < self.sent.get() {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} of {} outputs acknowledged within {} s",
+                    tracker.resolved(),
+                    self.sent.get(),
+                    TXN_TIMEOUT.as_secs()
+                ));
+            }
+            self.producer.poll(Duration::from_millis(1));
+        }
+        match tracker.failures() {
+            (0, _) => Ok(()),
+            (failed, error) => Err(format!(
                 "{failed} outputs failed: {}",
                 error.unwrap_or_default()
-            )));
+            )),
         }
+    }
+
+    fn commit_after_acks(&self, offsets: &TopicPartitionList) -> Result<(), BatchError> {
+        self.await_deliveries().map_err(BatchError::Retry)?;
         self.consumer
             .commit(offsets, CommitMode::Sync)
             .map_err(|e| BatchError::Retry(format!("offset commit failed: {e}")))

@@ -96,7 +96,7 @@ impl Metrics {
                 "scorer_batch_size_records",
                 "Records per scored batch.",
                 vec![
-                    1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
+                    1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
                 ],
             )?,
             end_to_end_latency: histogram(
