@@ -481,3 +481,41 @@ fn every_dashboard_and_rule_expression_returns_data_from_a_live_scorer() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The synchronous fallback: with its broker gone, the sidecar keeps scoring with the model it
+/// has. This test runs a broker of its own (scripts/kafka on a free port) so it can stop it.
+#[test]
+fn predict_keeps_answering_while_the_broker_is_down() {
+    let port = support::free_port();
+    let controller = support::free_port();
+    let state = std::env::temp_dir().join(support::unique("kafka-outage"));
+    let kafka = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka");
+    let broker = support::OwnBroker::start(&kafka, port, controller, &state);
+    let t = Topics {
+        patients: "patients".into(),
+        predictions: "predictions".into(),
+        dead_letters: "dead-letters".into(),
+        models: "models".into(),
+        group: support::unique("outage"),
+    };
+    support::with_bootstrap(&broker.bootstrap(), || {
+        publish_model(&t.models, &fixtures::model_version(3, 1.0));
+    });
+    let mut scorer =
+        Scorer::start_with_bootstrap(&t, &support::unique("tx"), &[], &broker.bootstrap());
+    scorer.wait_ready(WAIT);
+    drop(broker); // stops it
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the broker is really gone"
+    );
+
+    let body = serde_json::to_string(&fixtures::patient(61)).unwrap();
+    for _ in 0..3 {
+        let (status, reply) = http(scorer.port, "POST", "/predict", Some(&body)).unwrap();
+        assert_eq!(status, 200, "{reply}");
+        assert!(reply.contains("\"model_version\":3"), "{reply}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_eq!(http(scorer.port, "GET", "/healthz", None).unwrap().0, 200);
+}

@@ -17,9 +17,76 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
-/// The broker under test.
+thread_local! {
+    static BOOTSTRAP: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The broker under test: `KAFKA_BOOTSTRAP_SERVERS`, or a test's own broker inside
+/// [`with_bootstrap`].
 pub fn bootstrap() -> String {
-    std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
+    BOOTSTRAP
+        .with(|b| b.borrow().clone())
+        .or_else(|| std::env::var("KAFKA_BOOTSTRAP_SERVERS").ok())
+        .unwrap_or_else(|| "127.0.0.1:9092".to_owned())
+}
+
+/// Runs `f` with [`bootstrap`] pointing at `servers` (this thread only).
+pub fn with_bootstrap<T>(servers: &str, f: impl FnOnce() -> T) -> T {
+    BOOTSTRAP.with(|b| *b.borrow_mut() = Some(servers.to_owned()));
+    let out = f();
+    BOOTSTRAP.with(|b| *b.borrow_mut() = None);
+    out
+}
+
+/// A broker of a test's own, started with `scripts/kafka` (topics included) and stopped on drop.
+pub struct OwnBroker {
+    script: PathBuf,
+    port: u16,
+    controller: u16,
+    state: PathBuf,
+}
+
+impl OwnBroker {
+    pub fn start(
+        script: &std::path::Path,
+        port: u16,
+        controller: u16,
+        state: &std::path::Path,
+    ) -> Self {
+        let broker = Self {
+            script: script.to_owned(),
+            port,
+            controller,
+            state: state.to_owned(),
+        };
+        let out = broker.command("start").output().unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/kafka start failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        broker
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn command(&self, verb: &str) -> Command {
+        let mut c = Command::new(&self.script);
+        c.arg(verb)
+            .env("KAFKA_PORT", self.port.to_string())
+            .env("KAFKA_CONTROLLER_PORT", self.controller.to_string())
+            .env("KAFKA_STATE_DIR", &self.state)
+            .env("KAFKA_HEAP", "-Xmx384m -Xms128m");
+        c
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = self.command("stop").output();
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -278,6 +345,16 @@ pub struct Scorer {
 impl Scorer {
     /// Starts the scorer binary on `topics` with the given transactional id and extra flags.
     pub fn start(topics: &Topics, transactional_id: &str, extra: &[&str]) -> Self {
+        Self::start_with_bootstrap(topics, transactional_id, extra, &bootstrap())
+    }
+
+    /// As [`Scorer::start`], against the broker at `servers`.
+    pub fn start_with_bootstrap(
+        topics: &Topics,
+        transactional_id: &str,
+        extra: &[&str],
+        servers: &str,
+    ) -> Self {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("{}.log", unique("scorer")));
         let file = File::create(&log).unwrap();
@@ -305,7 +382,7 @@ impl Scorer {
                 "text",
             ])
             .args(extra)
-            .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap())
+            .env("KAFKA_BOOTSTRAP_SERVERS", servers)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(file)
@@ -413,7 +490,7 @@ impl Drop for Scorer {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
