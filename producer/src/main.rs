@@ -59,6 +59,7 @@ fn init_tracing(config: &Config) -> anyhow::Result<()> {
         .with_context(|| format!("parsing --log {:?}", config.log))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Text => builder.try_init(),

@@ -1,6 +1,7 @@
 //! The `scorer` binary: parse config, start tracing, run until SIGTERM/SIGINT, exit non-zero with
 //! the full error chain on failure.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -52,6 +53,7 @@ fn init_tracing(format: LogFormat) {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder

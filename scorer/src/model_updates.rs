@@ -116,7 +116,7 @@ fn catch_up(
     metrics: &Metrics,
     token: &CancellationToken,
     topic: &str,
-) -> Result<Vec<ModelVersion>, ModelUpdatesError> {
+) -> Result<Vec<(i64, ModelVersion)>, ModelUpdatesError> {
     let started = Instant::now();
     let mut pending: Vec<(i32, i64)> = ends.to_vec();
     let mut history = Vec::new();
@@ -135,7 +135,7 @@ fn catch_up(
             Some(Ok(msg)) => {
                 let (partition, offset) = (msg.partition(), msg.offset());
                 if let Some(v) = decode(msg.payload(), offset, metrics) {
-                    history.push(v);
+                    history.push((offset, v));
                 }
                 pending.retain(|&(p, high)| !(p == partition && offset + 1 >= high));
             }
@@ -151,13 +151,13 @@ fn catch_up(
 
 /// Tries versions newest first until one is valid, so a corrupt newest version does not leave
 /// the scorer without a model when an older valid one exists.
-fn activate_newest(store: &ModelStore, mut history: Vec<ModelVersion>) {
-    history.sort_by_key(|v| std::cmp::Reverse(v.version));
-    for version in history {
+fn activate_newest(store: &ModelStore, mut history: Vec<(i64, ModelVersion)>) {
+    history.sort_by_key(|(_, v)| std::cmp::Reverse(v.version));
+    for (offset, version) in history {
         if store.wants(&version).is_err() {
             continue;
         }
-        if let Offer::Activated { .. } = report(store.offer(version), -1) {
+        if let Offer::Activated { .. } = report(store.offer(version), offset) {
             return;
         }
     }

@@ -123,6 +123,55 @@ fn two_replicas_split_the_partitions() {
 }
 
 #[test]
+fn a_replica_joining_mid_stream_causes_no_loss_and_no_duplicates() {
+    const CHUNKS: usize = 60;
+    const PER_CHUNK: usize = 100;
+    const N: usize = CHUNKS * PER_CHUNK;
+    let t = Topics::create("join", 6);
+    publish_model(&t.models, &fixtures::model_version(1, 1.0));
+    let mut a = Scorer::start(&t, &support::unique("tx-a"), &[]);
+    a.wait_ready(WAIT);
+    // A steady stream of about 6 s; B joins about 1.5 s in.
+    let stream = std::thread::spawn({
+        let topic = t.patients.clone();
+        move || {
+            let sender = support::Sender::new();
+            for chunk in 0..CHUNKS {
+                sender.send_patients(&topic, &patients(&format!("join{chunk}"), PER_CHUNK));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    });
+    a.wait_metric("scorer_records_consumed_total", "", |v| v > 0.0, WAIT);
+    std::thread::sleep(Duration::from_millis(1500));
+    // Cooperative-sticky hands some of A's partitions to B while A is mid-stream.
+    let mut b = Scorer::start(&t, &support::unique("tx-b"), &[]);
+    b.wait_ready(WAIT);
+    b.wait_metric("scorer_assigned_partitions", "", |v| v > 0.0, WAIT);
+    assert!(
+        !stream.is_finished(),
+        "B joined while records were still arriving"
+    );
+    stream.join().unwrap();
+
+    let out = read_committed(
+        &t.predictions,
+        N,
+        Duration::from_secs(120),
+        Duration::from_secs(3),
+    );
+    let keys: BTreeSet<_> = out.iter().map(support::Received::key_str).collect();
+    assert_eq!(keys.len(), N, "every record scored");
+    assert_eq!(out.len(), N, "no record scored twice");
+    let (ca, cb) = (
+        a.metric("scorer_records_consumed_total", "").unwrap(),
+        b.metric("scorer_records_consumed_total", "").unwrap(),
+    );
+    assert!(ca > 0.0 && cb > 0.0, "both scored: {ca} + {cb}");
+    assert_eq!(ca + cb, N as f64, "committed work adds up to the input");
+}
+
+#[test]
 fn sigkill_mid_stream_then_restart_gives_exactly_one_prediction_per_record() {
     const N: usize = 6000;
     let t = Topics::create("kill", 6);
@@ -180,8 +229,9 @@ fn a_model_published_mid_stream_is_used_for_later_records_and_none_are_lost() {
     let stream = std::thread::spawn({
         let topic = t.patients.clone();
         move || {
+            let sender = support::Sender::new();
             for chunk in 0..20 {
-                produce_patients(&topic, &patients(&format!("swap{chunk}"), 30));
+                sender.send_patients(&topic, &patients(&format!("swap{chunk}"), 30));
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
@@ -439,6 +489,7 @@ fn every_dashboard_and_rule_expression_returns_data_from_a_live_scorer() {
     let stream = std::thread::spawn({
         let (topic, stop) = (t.patients.clone(), Arc::clone(&stop));
         move || {
+            let sender = support::Sender::new();
             let mut round = 0;
             while !stop.load(Ordering::Relaxed) {
                 let mut records: Vec<support::KeyValue> = patients(&format!("prom{round}"), 20)
@@ -451,7 +502,7 @@ fn every_dashboard_and_rule_expression_returns_data_from_a_live_scorer() {
                     })
                     .collect();
                 records.push((Some(b"bad".to_vec()), Some(b"not avro".to_vec())));
-                produce(&topic, &records);
+                sender.send(&topic, &records);
                 round += 1;
                 std::thread::sleep(Duration::from_millis(200));
             }

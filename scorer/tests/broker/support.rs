@@ -166,39 +166,67 @@ impl Topics {
     }
 }
 
-/// Produces `(key, value)` pairs and waits for every acknowledgement.
 /// A key and a value, either possibly absent.
 pub type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
 
-pub fn produce(topic: &str, records: &[KeyValue]) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .create()
-        .unwrap();
-    runtime().block_on(async {
-        let mut pending = Vec::with_capacity(records.len());
-        for (key, value) in records {
-            let mut r: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
-            if let Some(k) = key {
-                r = r.key(k.as_slice());
-            }
-            if let Some(v) = value {
-                r = r.payload(v.as_slice());
-            }
-            pending.push(producer.send_result(r).map_err(|(e, _)| e).unwrap());
-        }
-        for p in pending {
-            p.await.unwrap().map_err(|(e, _)| e).unwrap();
-        }
-    });
-    producer.flush(Duration::from_secs(10)).unwrap();
+/// An idempotent producer kept for many sends (creating one waits for a producer id).
+pub struct Sender {
+    producer: FutureProducer,
+    runtime: tokio::runtime::Runtime,
 }
 
-/// Produces patient records keyed by patient id.
-pub fn produce_patients(topic: &str, records: &[PatientRecord]) {
-    let pairs: Vec<_> = records
+impl Sender {
+    pub fn new() -> Self {
+        Self {
+            producer: ClientConfig::new()
+                .set("bootstrap.servers", bootstrap())
+                .set("enable.idempotence", "true")
+                .set("linger.ms", "5")
+                .create()
+                .unwrap(),
+            runtime: runtime(),
+        }
+    }
+
+    /// Produces `(key, value)` pairs and waits for every acknowledgement.
+    pub fn send(&self, topic: &str, records: &[KeyValue]) {
+        self.runtime.block_on(async {
+            let mut pending = Vec::with_capacity(records.len());
+            for (key, value) in records {
+                let mut r: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+                if let Some(k) = key {
+                    r = r.key(k.as_slice());
+                }
+                if let Some(v) = value {
+                    r = r.payload(v.as_slice());
+                }
+                pending.push(self.producer.send_result(r).map_err(|(e, _)| e).unwrap());
+            }
+            for p in pending {
+                p.await.unwrap().map_err(|(e, _)| e).unwrap();
+            }
+        });
+    }
+
+    /// Produces patient records keyed by patient id.
+    pub fn send_patients(&self, topic: &str, records: &[PatientRecord]) {
+        self.send(topic, &patient_pairs(records));
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        let _ = self.producer.flush(Duration::from_secs(10));
+    }
+}
+
+/// Produces `(key, value)` pairs with a one-off producer and waits for every acknowledgement.
+pub fn produce(topic: &str, records: &[KeyValue]) {
+    Sender::new().send(topic, records);
+}
+
+fn patient_pairs(records: &[PatientRecord]) -> Vec<KeyValue> {
+    records
         .iter()
         .map(|r| {
             (
@@ -206,8 +234,12 @@ pub fn produce_patients(topic: &str, records: &[PatientRecord]) {
                 Some(r.encode().unwrap()),
             )
         })
-        .collect();
-    produce(topic, &pairs);
+        .collect()
+}
+
+/// Produces patient records keyed by patient id.
+pub fn produce_patients(topic: &str, records: &[PatientRecord]) {
+    produce(topic, &patient_pairs(records));
 }
 
 /// Publishes a model version keyed by its name.
