@@ -28,7 +28,7 @@ pub enum ModelLoadError {
         actual: String,
     },
     /// The payload does not deserialize.
-    #[error("corrupt payload: {0}")]
+    #[error("corrupt payload")]
     Corrupt(#[from] postcard::Error),
     /// The envelope and the payload disagree.
     #[error("envelope says {field} = {envelope:?}, payload says {payload:?}")]

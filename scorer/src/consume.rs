@@ -38,11 +38,11 @@ const SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
 #[derive(Debug, Error)]
 pub enum ConsumeError {
     /// Creating or configuring a Kafka client failed.
-    #[error("kafka client setup failed: {0}")]
+    #[error("kafka client setup failed")]
     Setup(#[source] KafkaError),
     /// The producer hit a fatal error (e.g. fenced by a newer instance with the same
     /// transactional id); this replica must restart.
-    #[error("fatal producer error: {0}")]
+    #[error("fatal producer error; this replica must restart")]
     Fatal(#[source] KafkaError),
     /// A record could not be encoded (a bug, not bad input).
     #[error(transparent)]

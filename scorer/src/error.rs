@@ -13,13 +13,13 @@ use crate::model_updates::ModelUpdatesError;
 #[derive(Debug, Error)]
 pub enum RunError {
     /// The configuration is inconsistent.
-    #[error("invalid configuration: {0}")]
+    #[error("invalid configuration")]
     Config(#[from] ConfigError),
     /// Metrics could not be registered.
-    #[error("metrics registry: {0}")]
+    #[error("metrics registry")]
     Metrics(#[from] prometheus::Error),
     /// The sidecar could not listen.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -27,7 +27,7 @@ pub enum RunError {
         source: std::io::Error,
     },
     /// The sidecar failed.
-    #[error("http server: {0}")]
+    #[error("http server")]
     Http(#[source] std::io::Error),
     /// `--model-file` could not be used.
     #[error("model file {path}: {detail}")]
@@ -55,4 +55,28 @@ pub enum RunError {
         /// Which task.
         task: &'static str,
     },
+}
+
+/// An error and all its sources, `outer: inner: innermost`, for log fields and messages that
+/// are not printed through anyhow's `{:#}`.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_lists_every_source_once() {
+        let err = RunError::Http(std::io::Error::other("port taken"));
+        assert_eq!(chain(&err), "http server: port taken");
+    }
 }

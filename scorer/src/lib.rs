@@ -122,7 +122,7 @@ fn load_model_file(path: &std::path::Path, store: &ModelStore) -> Result<(), Run
             Ok(())
         }
         Offer::Ignored { why } => Err(fail(format!("not used: {why} (check --model-name)"))),
-        Offer::Rejected(e) => Err(fail(e.to_string())),
+        Offer::Rejected(e) => Err(fail(error::chain(&e))),
     }
 }
 

@@ -21,9 +21,21 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
 /// Why following the models topic stopped.
 #[derive(Debug, Error)]
 pub enum ModelUpdatesError {
-    /// The client could not be created or the broker did not answer.
-    #[error("kafka error while reading the models topic: {0}")]
+    /// The client could not be created or a Kafka call failed.
+    #[error("kafka error while reading the models topic")]
     Kafka(#[from] KafkaError),
+    /// No broker answered.
+    #[error(
+        "no Kafka broker answered at {bootstrap} within {secs} s; is the broker up and KAFKA_BOOTSTRAP_SERVERS right?"
+    )]
+    Unreachable {
+        /// The bootstrap servers tried.
+        bootstrap: String,
+        /// The bound.
+        secs: u64,
+        /// The client's error.
+        source: KafkaError,
+    },
     /// The topic does not exist.
     #[error(
         "models topic {topic:?} does not exist: create it (compacted), e.g. with `scripts/kafka start`"
@@ -62,7 +74,13 @@ pub fn run(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+        .map_err(|source| ModelUpdatesError::Unreachable {
+            bootstrap: config.kafka.bootstrap_servers.clone(),
+            secs: METADATA_TIMEOUT.as_secs(),
+            source,
+        })?;
     let partitions: Vec<i32> = metadata
         .topics()
         .iter()
@@ -183,7 +201,7 @@ fn report(offer: Offer, offset: i64) -> Offer {
         }
         Offer::Ignored { why } => tracing::debug!(offset, why, "model version ignored"),
         Offer::Rejected(error) => {
-            tracing::warn!(offset, error = %error, "model version rejected; active model unchanged");
+            tracing::warn!(offset, error = %crate::error::chain(error), "model version rejected; active model unchanged");
         }
     }
     offer

@@ -95,10 +95,10 @@ pub enum DataError {
 #[derive(Debug, Error)]
 pub enum TrainError {
     /// linfa-logistic failed.
-    #[error("logistic regression: {0}")]
+    #[error("logistic regression")]
     Logistic(#[from] linfa_logistic::error::Error),
     /// linfa-trees failed.
-    #[error("decision tree: {0}")]
+    #[error("decision tree")]
     Tree(#[from] linfa::Error),
     /// A fold has too few rows of a class to evaluate.
     #[error(
@@ -111,13 +111,13 @@ pub enum TrainError {
         found: usize,
     },
     /// The trained artifact does not load (a bug: it must always verify itself).
-    #[error("the trained artifact fails its own verification: {0}")]
+    #[error("the trained artifact fails its own verification")]
     SelfCheck(#[from] heart_model::ModelLoadError),
     /// The artifact could not be serialized.
-    #[error("cannot serialize the artifact: {0}")]
+    #[error("cannot serialize the artifact")]
     Serialize(#[from] postcard::Error),
     /// The envelope could not be encoded.
-    #[error("cannot encode the model version: {0}")]
+    #[error("cannot encode the model version")]
     Encode(#[from] heart_schemas::EncodeError),
 }
 
@@ -178,10 +178,10 @@ pub enum PublishError {
         source: heart_schemas::DecodeError,
     },
     /// The artifact fails its own checks, so it is not published.
-    #[error("refusing to publish: the artifact fails verification: {0}")]
+    #[error("refusing to publish: the artifact fails verification")]
     Verify(#[from] heart_model::ModelLoadError),
     /// The envelope could not be re-encoded with its new version.
-    #[error("cannot encode the model version: {0}")]
+    #[error("cannot encode the model version")]
     Encode(#[from] heart_schemas::EncodeError),
     /// A Kafka operation failed.
     #[error("kafka {operation} (bootstrap servers {brokers})")]
