@@ -362,6 +362,7 @@ impl<'a> Pipeline<'a> {
                     records = since_summary,
                     records_per_second =
                         since_summary as f64 / last_summary.elapsed().as_secs_f64(),
+                    model_version = self.store.current().map(|m| m.version_number()),
                     "scored"
                 );
                 (last_summary, since_summary) = (Instant::now(), 0);

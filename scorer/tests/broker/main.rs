@@ -124,14 +124,14 @@ fn two_replicas_split_the_partitions() {
 
 #[test]
 fn a_replica_joining_mid_stream_causes_no_loss_and_no_duplicates() {
-    const CHUNKS: usize = 60;
+    const CHUNKS: usize = 100;
     const PER_CHUNK: usize = 100;
     const N: usize = CHUNKS * PER_CHUNK;
     let t = Topics::create("join", 6);
     publish_model(&t.models, &fixtures::model_version(1, 1.0));
     let mut a = Scorer::start(&t, &support::unique("tx-a"), &[]);
     a.wait_ready(WAIT);
-    // A steady stream of about 6 s; B joins about 1.5 s in.
+    // A steady stream of about 10 s; B joins about 1.5 s in.
     let stream = std::thread::spawn({
         let topic = t.patients.clone();
         move || {
