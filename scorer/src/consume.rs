@@ -70,6 +70,10 @@ impl ClientContext for ScorerContext {
         let Some(topic) = statistics.topics.get(&self.topic) else {
             return;
         };
+        let queued: u64 = topic.partitions.values().map(|p| p.fetchq_size).sum();
+        self.metrics
+            .fetch_queue_bytes
+            .set(i64::try_from(queued).unwrap_or(i64::MAX));
         for (id, p) in &topic.partitions {
             if *id < 0 || !p.desired {
                 continue;

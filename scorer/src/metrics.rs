@@ -38,6 +38,8 @@ pub struct Metrics {
     pub consumer_lag: IntGaugeVec,
     /// Partitions of the patients topic assigned to this replica.
     pub assigned_partitions: IntGauge,
+    /// Bytes fetched from the patients topic and not yet handed to the pipeline.
+    pub fetch_queue_bytes: IntGauge,
     /// Kafka transactions by outcome.
     pub transactions: IntCounterVec,
     /// HTTP requests by method, route and status.
@@ -133,6 +135,10 @@ impl Metrics {
                 "scorer_assigned_partitions",
                 "Partitions of the patients topic assigned to this replica.",
             )?,
+            fetch_queue_bytes: IntGauge::new(
+                "scorer_fetch_queue_bytes",
+                "Bytes fetched from the patients topic and not yet scored (bounded by --max-queued-kbytes).",
+            )?,
             transactions: counter_vec(
                 "scorer_transactions_total",
                 "Kafka transactions by outcome.",
@@ -190,6 +196,7 @@ impl Metrics {
         r.register(Box::new(self.unseen_categories.clone()))?;
         r.register(Box::new(self.consumer_lag.clone()))?;
         r.register(Box::new(self.assigned_partitions.clone()))?;
+        r.register(Box::new(self.fetch_queue_bytes.clone()))?;
         r.register(Box::new(self.transactions.clone()))?;
         r.register(Box::new(self.http_requests.clone()))?;
         r.register(Box::new(self.http_duration.clone()))?;

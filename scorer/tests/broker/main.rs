@@ -570,3 +570,74 @@ fn predict_keeps_answering_while_the_broker_is_down() {
     }
     assert_eq!(http(scorer.port, "GET", "/healthz", None).unwrap().0, 200);
 }
+
+/// Backpressure: when the broker throttles the scorer's output (a produce quota), the scorer
+/// does not pull the backlog into memory; its fetch queue stays within --max-queued-kbytes
+/// (plus one fetch per partition) while the lag stays large. Uses `scripts/kafka quota`, so the
+/// broker must be one `scripts/kafka` runs (as in scripts/test).
+#[test]
+fn memory_stays_bounded_when_the_output_side_is_slow() {
+    const N: usize = 150_000;
+    let t = Topics::create("slow", 3);
+    publish_model(&t.models, &fixtures::model_version(1, 1.0));
+    let sender = support::Sender::new();
+    for chunk in 0..(N / 10_000) {
+        sender.send_patients(&t.patients, &patients(&format!("slow{chunk}"), 10_000));
+    }
+    let client = support::unique("slow-client");
+    let kafka = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka");
+    let quota = std::process::Command::new(&kafka)
+        .args(["quota", &client, "20000"])
+        .output()
+        .unwrap();
+    assert!(
+        quota.status.success(),
+        "scripts/kafka quota failed (is the broker run by scripts/kafka?):\n{}",
+        String::from_utf8_lossy(&quota.stderr)
+    );
+
+    let property = format!("client.id={client}");
+    let mut scorer = Scorer::start(
+        &t,
+        &support::unique("tx"),
+        &[
+            "--kafka-property",
+            &property,
+            "--max-queued-kbytes",
+            "1024",
+            "--batch-max-records",
+            "500",
+        ],
+    );
+    scorer.wait_ready(WAIT);
+    scorer.wait_metric("scorer_records_consumed_total", "", |v| v > 0.0, WAIT);
+    // Two librdkafka statistics intervals (5 s) under throttling.
+    let mut peak_queue = 0.0f64;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(11) {
+        peak_queue = peak_queue.max(scorer.metric("scorer_fetch_queue_bytes", "").unwrap_or(0.0));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let consumed = scorer.metric("scorer_records_consumed_total", "").unwrap();
+    let lag: f64 = (0..3)
+        .filter_map(|p| scorer.metric("scorer_consumer_lag_records", &format!("partition=\"{p}\"")))
+        .sum();
+    // One prefetch bound plus one default fetch (1 MiB) per partition.
+    let bound = (1024.0 + 3.0 * 1024.0) * 1024.0;
+    assert!(
+        consumed < N as f64 / 2.0,
+        "the quota made the output slow ({consumed} scored)"
+    );
+    assert!(peak_queue > 0.0, "fetch queue was observed");
+    assert!(
+        peak_queue <= bound,
+        "fetch queue {peak_queue} B exceeded {bound} B"
+    );
+    assert!(
+        lag > 10.0 * 1000.0,
+        "the backlog stayed on the broker (lag {lag})"
+    );
+    let _ = std::process::Command::new(&kafka)
+        .args(["quota", &client, "0"])
+        .output();
+}
