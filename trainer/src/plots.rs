@@ -339,8 +339,23 @@ pub fn class_distributions(
             .y_label_area_size(55)
             .build_cartesian_2d(x0..x1, 0.0..top)
             .map_err(draw_err(file))?;
+        // Codes are whole numbers: label only those ticks, so "cp" reads 1 2 3 4, not 0.5 1.0 ….
+        let tick = |v: &f64| {
+            if !categorical {
+                if v.abs() >= 10.0 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.1}")
+                }
+            } else if (v - v.round()).abs() < 1e-6 {
+                format!("{}", v.round() as i64)
+            } else {
+                String::new()
+            }
+        };
         chart
             .configure_mesh()
+            .x_label_formatter(&tick)
             .x_desc(spec.unit)
             .y_desc("share of class")
             .label_style((FONT, 13))
