@@ -14,14 +14,7 @@ use crate::error::SourceError;
 /// The first line that is not a JSON object (with the column where parsing stopped) or that fails
 /// validation.
 pub(crate) fn parse(text: &str, prefix: &str) -> Result<Vec<SourceRecord>, SourceError> {
-    let mut rows = Vec::new();
-    for (line, content) in (1..).zip(text.lines()) {
-        if content.trim().is_empty() {
-            continue;
-        }
-        rows.push(parse_line(line, content, prefix)?);
-    }
-    Ok(rows)
+    super::parse_lines(text, prefix, parse_line)
 }
 
 fn parse_line(line: u64, content: &str, prefix: &str) -> Result<SourceRecord, SourceError> {

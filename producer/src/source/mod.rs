@@ -104,6 +104,20 @@ impl Iterator for Source {
     }
 }
 
+/// Parses every non-blank line of a line-oriented file with `parse_line(line, content, prefix)`,
+/// stopping at the first error (which names its line).
+pub(crate) fn parse_lines(
+    text: &str,
+    prefix: &str,
+    parse_line: fn(u64, &str, &str) -> Result<SourceRecord, SourceError>,
+) -> Result<Vec<SourceRecord>, SourceError> {
+    (1..)
+        .zip(text.lines())
+        .filter(|(_, content)| !content.trim().is_empty())
+        .map(|(line, content)| parse_line(line, content, prefix))
+        .collect()
+}
+
 fn read_rows(
     kind: SourceKind,
     path: &Path,

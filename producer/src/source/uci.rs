@@ -15,14 +15,7 @@ const COLUMNS: usize = N_FIELDS + 1;
 /// The first line with the wrong number of columns, a cell that is not a number, or a value that
 /// fails validation.
 pub(crate) fn parse(text: &str, prefix: &str) -> Result<Vec<SourceRecord>, SourceError> {
-    let mut rows = Vec::new();
-    for (line, content) in (1..).zip(text.lines()) {
-        if content.trim().is_empty() {
-            continue;
-        }
-        rows.push(parse_line(line, content, prefix)?);
-    }
-    Ok(rows)
+    super::parse_lines(text, prefix, parse_line)
 }
 
 fn parse_line(line: u64, content: &str, prefix: &str) -> Result<SourceRecord, SourceError> {
