@@ -63,6 +63,62 @@ pub struct KafkaArgs {
     /// Upper bound for each Kafka step (metadata, reading the topic, delivery), milliseconds.
     #[arg(long, env = "TRAINER_KAFKA_TIMEOUT_MS", default_value_t = 15_000)]
     pub kafka_timeout_ms: u64,
+    /// security.protocol (plaintext, ssl, sasl_plaintext, sasl_ssl).
+    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL")]
+    pub security_protocol: Option<String>,
+    /// sasl.mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
+    #[arg(long, env = "KAFKA_SASL_MECHANISM")]
+    pub sasl_mechanism: Option<String>,
+    /// sasl.username.
+    #[arg(long, env = "KAFKA_SASL_USERNAME")]
+    pub sasl_username: Option<String>,
+    /// sasl.password.
+    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub sasl_password: Option<String>,
+    /// ssl.ca.location: CA certificate file for TLS.
+    #[arg(long, env = "KAFKA_SSL_CA_LOCATION")]
+    pub ssl_ca_location: Option<String>,
+    /// Extra librdkafka properties, key=value (repeat, or comma-separate in the env var; a
+    /// piece without `=` continues the previous value).
+    #[arg(
+        long = "kafka-property",
+        env = "KAFKA_PROPERTIES",
+        value_delimiter = ','
+    )]
+    pub properties: Vec<String>,
+}
+
+impl KafkaArgs {
+    /// The security settings and extra properties as librdkafka key/value pairs. A piece of
+    /// `--kafka-property` without `=` continues the previous value; one with nothing before it
+    /// is ignored.
+    pub fn passthrough(&self) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = [
+            ("security.protocol", &self.security_protocol),
+            ("sasl.mechanism", &self.sasl_mechanism),
+            ("sasl.username", &self.sasl_username),
+            ("sasl.password", &self.sasl_password),
+            ("ssl.ca.location", &self.ssl_ca_location),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_owned(), v.clone())))
+        .collect();
+        let fixed = pairs.len();
+        for piece in &self.properties {
+            match piece.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => {
+                    pairs.push((k.trim().to_owned(), v.trim().to_owned()));
+                }
+                _ => {
+                    if let Some((_, value)) = pairs.get_mut(fixed..).and_then(<[_]>::last_mut) {
+                        value.push(',');
+                        value.push_str(piece.trim());
+                    }
+                }
+            }
+        }
+        pairs
+    }
 }
 
 /// `trainer train`.

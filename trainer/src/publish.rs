@@ -36,6 +36,9 @@ fn client_config(kafka: &KafkaArgs, role: Role) -> ClientConfig {
     c.set("bootstrap.servers", &kafka.bootstrap_servers)
         .set("client.id", "heart-trainer")
         .set("socket.connection.setup.timeout.ms", &timeout);
+    for (key, value) in kafka.passthrough() {
+        c.set(key, value);
+    }
     match role {
         Role::Producer => {
             c.set("enable.idempotence", "true")
@@ -256,7 +259,30 @@ mod tests {
             bootstrap_servers: "127.0.0.1:1".into(),
             topic: "models".into(),
             kafka_timeout_ms: 500,
+            security_protocol: None,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+            ssl_ca_location: None,
+            properties: Vec::new(),
         }
+    }
+
+    #[test]
+    fn security_settings_and_extra_properties_pass_through() {
+        let mut k = kafka();
+        k.security_protocol = Some("sasl_ssl".into());
+        k.sasl_password = Some("secret".into());
+        k.properties = vec![
+            "debug=eos".into(),
+            "msg".into(),
+            "socket.keepalive.enable=true".into(),
+        ];
+        let c = client_config(&k, Role::Reader);
+        assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(c.get("sasl.password"), Some("secret"));
+        assert_eq!(c.get("debug"), Some("eos,msg"));
+        assert_eq!(c.get("socket.keepalive.enable"), Some("true"));
     }
 
     #[test]

@@ -70,6 +70,12 @@ impl Broker {
             bootstrap_servers: self.bootstrap.clone(),
             topic,
             kafka_timeout_ms: 15_000,
+            security_protocol: None,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+            ssl_ca_location: None,
+            properties: Vec::new(),
         }
     }
 
