@@ -68,10 +68,19 @@ pub trait AvroRecord: Sized {
     /// [`EncodeError`] when the record holds a value its own schema cannot represent (a bug).
     fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::with_capacity(128);
+        self.encode_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// Appends the Avro single-object message to `out` (batching writers encode many records
+    /// into one buffer instead of allocating one per record).
+    ///
+    /// # Errors
+    /// As [`AvroRecord::encode`]; `out` may then hold a partial record.
+    fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         out.extend_from_slice(&MARKER);
         out.extend_from_slice(&Self::schema_info().fingerprint);
-        self.encode_body(&mut out)?;
-        Ok(out)
+        self.encode_body(out)
     }
 
     /// Decodes an Avro single-object message.
@@ -115,26 +124,37 @@ pub trait AvroRecord: Sized {
     /// [`DecodeError::Malformed`], [`DecodeError::TrailingBytes`] or a field type error.
     fn decode_body(body: &[u8]) -> Result<Self, DecodeError> {
         let info = Self::schema_info();
-        let mut rest = body;
-        let value =
-            from_avro_datum(&info.schema, &mut rest, None).map_err(|e| DecodeError::Malformed {
+        let mut reader = BodyReader {
+            rest: body,
+            past_end: false,
+        };
+        let value = from_avro_datum(&info.schema, &mut reader, None).map_err(|e| {
+            DecodeError::Malformed {
                 record: Self::NAME,
                 detail: e.to_string(),
-            })?;
-        if !rest.is_empty() {
-            return Err(DecodeError::TrailingBytes {
+            }
+        })?;
+        // apache-avro reads a union or string cut off by the end of input as null instead of
+        // failing, so a truncated body would decode; the reader saw it ask for the missing bytes.
+        if reader.past_end {
+            return Err(DecodeError::Malformed {
                 record: Self::NAME,
-                extra: rest.len(),
+                detail: "body ends inside a field: truncated".to_owned(),
             });
         }
-        // apache-avro reads a union at end of input as null instead of failing, so a body cut
-        // just before a trailing nullable field would decode. Re-encoding shows the bytes missing.
+        if !reader.rest.is_empty() {
+            return Err(DecodeError::TrailingBytes {
+                record: Self::NAME,
+                extra: reader.rest.len(),
+            });
+        }
+        // A non-minimal encoding (an overlong varint) decodes too; re-encoding shows it.
         let expected = to_avro_datum(&info.schema, value.clone()).map_or(0, |b| b.len());
         if expected != body.len() {
             return Err(DecodeError::Malformed {
                 record: Self::NAME,
                 detail: format!(
-                    "body is {} bytes but its fields need {expected}: truncated",
+                    "body is {} bytes, its fields re-encode to {expected}: not minimal",
                     body.len()
                 ),
             });
@@ -155,6 +175,21 @@ pub trait AvroRecord: Sized {
         })?;
         out.extend_from_slice(&body);
         Ok(())
+    }
+}
+
+/// An Avro body being read that remembers whether the decoder asked for bytes past its end.
+struct BodyReader<'a> {
+    rest: &'a [u8],
+    past_end: bool,
+}
+
+impl std::io::Read for BodyReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.rest.is_empty() && !buf.is_empty() {
+            self.past_end = true;
+        }
+        self.rest.read(buf)
     }
 }
 
@@ -250,6 +285,17 @@ impl FieldReader {
             Value::Union(_, inner) => match *inner {
                 Value::Null => Ok(None),
                 Value::Int(v) => Ok(Some(v)),
+                _ => Err(self.wrong(field)),
+            },
+            _ => Err(self.wrong(field)),
+        }
+    }
+
+    pub(crate) fn opt_long(&mut self, field: &'static str) -> Result<Option<i64>, DecodeError> {
+        match self.next(field)? {
+            Value::Union(_, inner) => match *inner {
+                Value::Null => Ok(None),
+                Value::Long(v) => Ok(Some(v)),
                 _ => Err(self.wrong(field)),
             },
             _ => Err(self.wrong(field)),

@@ -29,17 +29,22 @@ pub enum Reason {
     OutOfRange,
     /// A value is not finite, or the patient id is empty or too long.
     InvalidValue,
+    /// The record's output could not be written at its size (larger than the producer's
+    /// `message.max.bytes` or the topic's `max.message.bytes`); the dead letter keeps as much
+    /// of the original value as fits, and its original size.
+    TooLarge,
 }
 
 impl Reason {
     /// Every reason, for pre-registering metric labels.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::EmptyValue,
         Self::MalformedAvro,
         Self::UnknownSchema,
         Self::MissingField,
         Self::OutOfRange,
         Self::InvalidValue,
+        Self::TooLarge,
     ];
 
     /// The stable snake_case code.
@@ -51,6 +56,7 @@ impl Reason {
             Self::MissingField => "missing_field",
             Self::OutOfRange => "out_of_range",
             Self::InvalidValue => "invalid_value",
+            Self::TooLarge => "too_large",
         }
     }
 
@@ -88,8 +94,10 @@ impl std::fmt::Display for Reason {
 pub struct DeadLetter {
     /// The input key, untouched.
     pub original_key: Option<Vec<u8>>,
-    /// The input value, untouched.
+    /// The input value, untouched — or, for [`Reason::TooLarge`], its first bytes.
     pub original_value: Option<Vec<u8>>,
+    /// Size of the input value in bytes (compare with `original_value` to see a cut).
+    pub original_value_bytes: Option<i64>,
     /// Where the input came from.
     pub source_topic: String,
     /// Its partition.
@@ -121,6 +129,10 @@ impl AvroRecord for DeadLetter {
                 "original_value",
                 nullable(self.original_value.clone().map(Value::Bytes)),
             ),
+            (
+                "original_value_bytes",
+                nullable(self.original_value_bytes.map(Value::Long)),
+            ),
             ("source_topic", Value::String(self.source_topic.clone())),
             ("source_partition", Value::Int(self.source_partition)),
             ("source_offset", Value::Long(self.source_offset)),
@@ -135,6 +147,7 @@ impl AvroRecord for DeadLetter {
         Ok(Self {
             original_key: r.opt_bytes("original_key")?,
             original_value: r.opt_bytes("original_value")?,
+            original_value_bytes: r.opt_long("original_value_bytes")?,
             source_topic: r.string("source_topic")?,
             source_partition: r.int("source_partition")?,
             source_offset: r.long("source_offset")?,
@@ -155,6 +168,7 @@ mod tests {
         let d = DeadLetter {
             original_key: Some(b"k".to_vec()),
             original_value: Some(vec![0, 159, 255]),
+            original_value_bytes: Some(3),
             source_topic: "patients".into(),
             source_partition: 3,
             source_offset: 42,
@@ -166,6 +180,7 @@ mod tests {
         let none = DeadLetter {
             original_key: None,
             original_value: None,
+            original_value_bytes: None,
             ..d
         };
         assert_eq!(DeadLetter::decode(&none.encode().unwrap()).unwrap(), none);

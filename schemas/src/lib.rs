@@ -36,3 +36,11 @@ pub use patient::{
     Encoding, FIELDS, FieldKind, FieldSpec, Invalid, N_FIELDS, PatientRecord, Problem, Violation,
 };
 pub use prediction::{Prediction, RiskLevel, RiskThresholds, ThresholdError};
+
+/// Milliseconds since the Unix epoch: the clock of every record's timestamps (`event_time`,
+/// `scored_at`, `failed_at`, `created_at`).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

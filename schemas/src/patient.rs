@@ -743,4 +743,54 @@ mod tests {
         assert_eq!(FIELDS[9].name, "oldpeak");
         assert_eq!(f[12], Some(6.0));
     }
+
+    /// Found by fuzzing (`scripts/fuzz patient_avro`). The generic decode path, which DeadLetter
+    /// and ModelVersion use, told a truncated body by its re-encoded length alone; apache-avro
+    /// reads a union cut off by the end of the input as null, and one overlong varint earlier in
+    /// the body made up the missing length, so a record that lost its last field decoded.
+    #[test]
+    fn generic_decoder_rejects_a_truncated_body_padded_by_an_overlong_varint() {
+        /// PatientRecord through `AvroRecord`'s default, apache-avro-based `decode_body`.
+        #[derive(Debug)]
+        struct Generic(PatientRecord);
+        impl AvroRecord for Generic {
+            const NAME: &'static str = PatientRecord::NAME;
+            fn schema_info() -> &'static SchemaInfo {
+                PatientRecord::schema_info()
+            }
+            fn to_value(&self) -> Value {
+                self.0.to_value()
+            }
+            fn from_value(value: Value) -> Result<Self, DecodeError> {
+                PatientRecord::from_value(value).map(Generic)
+            }
+        }
+        let rec = first_cleveland_row();
+        let whole = rec.encode().unwrap();
+        assert_eq!(Generic::decode(&whole).unwrap().0, rec);
+
+        let mut crafted = whole[..10].to_vec();
+        let mut w = Writer(&mut crafted);
+        w.string(&rec.patient_id);
+        w.long(rec.event_time);
+        w.int(rec.age);
+        w.0.extend_from_slice(&[0x82, 0x00]); // sex = 1 in two bytes, not one (02)
+        w.int(rec.cp);
+        w.double(rec.trestbps);
+        w.double(rec.chol);
+        w.int(rec.fbs);
+        w.int(rec.restecg);
+        w.double(rec.thalach);
+        w.int(rec.exang);
+        w.double(rec.oldpeak);
+        w.int(rec.slope);
+        w.opt_int(rec.ca);
+        // thal = Some(6), two bytes (02 0c), is cut off: the body is one byte short of whole,
+        // which is what it re-encodes to with thal = null (00) and sex in one byte.
+        assert_eq!(crafted.len() + 1, whole.len());
+
+        assert!(PatientRecord::decode(&crafted).is_err());
+        let decoded = Generic::decode(&crafted).map(|g| g.0);
+        assert!(decoded.is_err(), "a truncated body decoded: {decoded:?}");
+    }
 }

@@ -141,10 +141,4 @@ fn main() {
     println!("  apply random forest (200 x d5)   {rf_ns:>10.0} ns");
     println!("  avro decode patient record       {decode_ns:>10.0} ns");
     println!("  decode+validate+score(LR)+encode {full_ns:>10.0} ns");
-    println!(
-        "  vs a 10 ms scikit-learn pipeline call: LR {:.0}x, RF {:.0}x, full step {:.0}x faster",
-        10e6 / lr_ns,
-        10e6 / rf_ns,
-        10e6 / full_ns
-    );
 }

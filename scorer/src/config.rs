@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use heart_kafka::{KafkaArgs, LogArgs};
 use heart_schemas::{RiskThresholds, ThresholdError, topics};
-use rdkafka::ClientConfig;
 use thiserror::Error;
 
 /// Scores patient records from Kafka with the newest verified model, and serves a synchronous
@@ -23,6 +23,10 @@ pub struct Config {
     /// Kafka connection settings.
     #[command(flatten)]
     pub kafka: KafkaArgs,
+
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
 
     /// Consumer group shared by all scorer replicas.
     #[arg(long, env = "SCORER_GROUP_ID", default_value = "heart-scorer")]
@@ -73,13 +77,38 @@ pub struct Config {
     #[arg(long, env = "SCORER_TRANSACTION_TIMEOUT_MS", default_value_t = 10_000)]
     pub transaction_timeout_ms: u64,
 
-    /// Most records scored in one batch (one transaction).
-    #[arg(long, env = "SCORER_BATCH_MAX_RECORDS", default_value_t = 5000)]
+    /// Most records in one batch (one transaction, or one offset commit).
+    #[arg(long, env = "SCORER_BATCH_MAX_RECORDS", default_value_t = 10_000)]
     pub batch_max_records: usize,
 
-    /// Longest a batch waits to fill before it is scored anyway.
-    #[arg(long, env = "SCORER_BATCH_MAX_WAIT_MS", default_value_t = 20)]
+    /// Longest a batch stays open after its first record before it is handed to the output
+    /// stage (bounds latency at low rates).
+    #[arg(long, env = "SCORER_BATCH_MAX_WAIT_MS", default_value_t = 5)]
     pub batch_max_wait_ms: u64,
+
+    /// Batches fetched and scored ahead of the one being written and committed (the bound of
+    /// the hand-off between the fetch and output stages).
+    #[arg(long, env = "SCORER_MAX_IN_FLIGHT_BATCHES", default_value_t = 2)]
+    pub max_in_flight_batches: usize,
+
+    /// librdkafka linger.ms of the output producer: how long it waits to fill a request.
+    #[arg(long, env = "SCORER_LINGER_MS", default_value_t = 1)]
+    pub linger_ms: u64,
+
+    /// librdkafka fetch.wait.max.ms of the input consumer: how long the broker may hold a
+    /// fetch for more data (lower is lower latency at low rates, more requests).
+    #[arg(long, env = "SCORER_FETCH_WAIT_MAX_MS", default_value_t = 10)]
+    pub fetch_wait_max_ms: u64,
+
+    /// When batches have failed for this long without one committing, `/readyz` answers 503
+    /// with the reason and an error is logged (every 30 s while it lasts).
+    #[arg(long, env = "SCORER_STALL_TIMEOUT_MS", default_value_t = 30_000)]
+    pub stall_timeout_ms: u64,
+
+    /// Attempts to recreate the output producer after a fatal error (fenced, invalid state,
+    /// epoch errors) before the replica exits non-zero to be restarted.
+    #[arg(long, env = "SCORER_RECOVERY_ATTEMPTS", default_value_t = 10)]
+    pub recovery_attempts: u32,
 
     /// Probability at or above which a prediction is MEDIUM risk.
     #[arg(long, env = "SCORER_MEDIUM_THRESHOLD", default_value_t = 0.3)]
@@ -89,7 +118,9 @@ pub struct Config {
     #[arg(long, env = "SCORER_HIGH_THRESHOLD", default_value_t = 0.7)]
     pub high_threshold: f64,
 
-    /// On SIGTERM/SIGINT: how long to finish the current batch, commit and leave the group.
+    /// On SIGTERM/SIGINT: how long to finish the batches in hand, commit and leave the group.
+    /// The process ends within this plus 2 s whatever the broker does; a second signal ends it
+    /// at once.
     #[arg(long, env = "SCORER_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
     pub drain_timeout_ms: u64,
 
@@ -114,15 +145,6 @@ pub struct Config {
     /// Most patients in one `POST /predict/batch`.
     #[arg(long, env = "SCORER_PREDICT_BATCH_MAX", default_value_t = 1000)]
     pub predict_batch_max: usize,
-
-    /// Log format.
-    #[arg(long, env = "SCORER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
-    pub log_format: LogFormat,
-
-    /// Benchmark baseline: forward every input value unchanged to the predictions topic through
-    /// the same batching and transactions, without decoding or scoring (see scripts/bench).
-    #[arg(long, env = "SCORER_BENCH_PASSTHROUGH", hide = true)]
-    pub bench_passthrough: bool,
 }
 
 /// One-shot commands.
@@ -142,83 +164,6 @@ pub enum Delivery {
     AtLeastOnce,
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// One JSON object per line.
-    Json,
-    /// Human-readable.
-    Text,
-}
-
-/// Settings passed to librdkafka, shared by all heart-risk binaries (no prefix).
-#[derive(Debug, Clone, clap::Args)]
-pub struct KafkaArgs {
-    /// Kafka bootstrap servers, host:port[,host:port].
-    #[arg(
-        long,
-        env = "KAFKA_BOOTSTRAP_SERVERS",
-        default_value = "127.0.0.1:9092"
-    )]
-    pub bootstrap_servers: String,
-
-    /// security.protocol (plaintext, ssl, sasl_plaintext, sasl_ssl).
-    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL")]
-    pub security_protocol: Option<String>,
-
-    /// sasl.mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
-    #[arg(long, env = "KAFKA_SASL_MECHANISM")]
-    pub sasl_mechanism: Option<String>,
-
-    /// sasl.username.
-    #[arg(long, env = "KAFKA_SASL_USERNAME")]
-    pub sasl_username: Option<String>,
-
-    /// sasl.password.
-    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
-    pub sasl_password: Option<String>,
-
-    /// ssl.ca.location: CA certificate file for TLS.
-    #[arg(long, env = "KAFKA_SSL_CA_LOCATION")]
-    pub ssl_ca_location: Option<String>,
-
-    /// Extra librdkafka properties, key=value (repeat, or comma-separate in the env var; a
-    /// piece without `=` continues the previous value, so `debug=eos,msg` works).
-    #[arg(
-        long = "kafka-property",
-        env = "KAFKA_PROPERTIES",
-        value_delimiter = ','
-    )]
-    pub properties: Vec<String>,
-}
-
-impl KafkaArgs {
-    /// The extra properties as key/value pairs.
-    ///
-    /// # Errors
-    /// The first piece that is neither `key=value` nor a continuation of one.
-    pub fn property_pairs(&self) -> Result<Vec<(String, String)>, ConfigError> {
-        let mut pairs: Vec<(String, String)> = Vec::new();
-        for piece in &self.properties {
-            match (piece.split_once('='), pairs.last_mut()) {
-                (Some((k, v)), _) if !k.trim().is_empty() => {
-                    pairs.push((k.trim().to_owned(), v.trim().to_owned()));
-                }
-                (None, Some((_, value))) => {
-                    value.push(',');
-                    value.push_str(piece.trim());
-                }
-                _ => {
-                    return Err(ConfigError::KafkaProperty {
-                        piece: piece.clone(),
-                    });
-                }
-            }
-        }
-        Ok(pairs)
-    }
-}
-
 /// A configuration that parses but cannot work.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -235,12 +180,9 @@ pub enum ConfigError {
         /// --session-timeout-ms.
         session_ms: u64,
     },
-    /// A `--kafka-property` that is not `key=value`.
-    #[error("--kafka-property / KAFKA_PROPERTIES: expected key=value, got {piece:?}")]
-    KafkaProperty {
-        /// The offending piece.
-        piece: String,
-    },
+    /// A Kafka client cannot be configured as asked.
+    #[error(transparent)]
+    Kafka(#[from] heart_kafka::ClientConfigError),
     /// A count that must be positive is zero.
     #[error("{flag} must be at least 1")]
     Zero {
@@ -263,6 +205,8 @@ impl Config {
         }
         for (flag, value) in [
             ("--batch-max-records", self.batch_max_records),
+            ("--max-in-flight-batches", self.max_in_flight_batches),
+            ("--recovery-attempts", self.recovery_attempts as usize),
             ("--predict-batch-max", self.predict_batch_max),
             ("--max-body-bytes", self.max_body_bytes),
         ] {
@@ -270,7 +214,8 @@ impl Config {
                 return Err(ConfigError::Zero { flag });
             }
         }
-        self.kafka.property_pairs()?;
+        crate::consume::consumer_config(self)?;
+        crate::consume::producer_config(self)?;
         Ok(RiskThresholds::new(
             self.medium_threshold,
             self.high_threshold,
@@ -301,8 +246,8 @@ impl Config {
     /// The settings worth logging at startup, with secrets redacted.
     pub fn redacted_summary(&self) -> String {
         format!(
-            "bootstrap={} group={} patients={} predictions={} dead_letters={} models={} model={} pin={:?} delivery={:?} batch={}/{}ms http={} sasl_password={}",
-            self.kafka.bootstrap_servers,
+            "{} group={} patients={} predictions={} dead_letters={} models={} model={} pin={:?} delivery={:?} batch={}/{}ms in_flight={} http={}",
+            self.kafka.redacted(),
             self.group_id,
             self.patients_topic,
             self.predictions_topic,
@@ -313,38 +258,9 @@ impl Config {
             self.delivery,
             self.batch_max_records,
             self.batch_max_wait_ms,
+            self.max_in_flight_batches,
             self.http_addr,
-            if self.kafka.sasl_password.is_some() {
-                "<set>"
-            } else {
-                "<unset>"
-            },
         )
-    }
-
-    /// The one place librdkafka settings are built; callers add role-specific settings.
-    pub fn to_rdkafka(&self) -> ClientConfig {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.kafka.bootstrap_servers)
-            .set("client.id", "heart-scorer")
-            .set("statistics.interval.ms", "5000");
-        let k = &self.kafka;
-        for (key, value) in [
-            ("security.protocol", &k.security_protocol),
-            ("sasl.mechanism", &k.sasl_mechanism),
-            ("sasl.username", &k.sasl_username),
-            ("sasl.password", &k.sasl_password),
-            ("ssl.ca.location", &k.ssl_ca_location),
-        ] {
-            if let Some(v) = value {
-                c.set(key, v);
-            }
-        }
-        // validate() rejected malformed pieces before any client is built.
-        for (key, value) in k.property_pairs().unwrap_or_default() {
-            c.set(key, value);
-        }
-        c
     }
 }
 
@@ -385,21 +301,25 @@ mod tests {
     }
 
     #[test]
-    fn kafka_properties_pass_through() {
+    fn kafka_properties_reach_the_clients_and_owned_keys_are_refused() {
         let c = parse(&[
             "--kafka-property",
             "socket.timeout.ms=1234",
             "--kafka-property",
-            "debug=eos,msg,a=b",
+            "debug=eos,msg",
         ]);
-        let rd = c.to_rdkafka();
+        assert!(c.validate().is_ok());
+        let rd = crate::consume::producer_config(&c).unwrap();
         assert_eq!(rd.get("socket.timeout.ms"), Some("1234"));
         assert_eq!(rd.get("debug"), Some("eos,msg"));
-        assert_eq!(rd.get("a"), Some("b"));
         assert!(matches!(
             parse(&["--kafka-property", "novalue"]).validate(),
-            Err(ConfigError::KafkaProperty { .. })
+            Err(ConfigError::Kafka(_))
         ));
+        let err = parse(&["--kafka-property", "enable.auto.commit=true"])
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("enable.auto.commit"), "{err}");
     }
 
     #[test]

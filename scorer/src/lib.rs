@@ -7,19 +7,20 @@
 //!            ▼
 //!        ModelStore ──▶ http (axum: /predict, /readyz, /metrics …)
 //!            │
-//! [patients] ──▶ consume (thread): batch → score → produce + offsets in one transaction
-//!                                   ├──▶ [predictions]
-//!                                   └──▶ [dead-letters]
+//! [patients] ──▶ consume: fetch → route → handoff → output (+ offsets in one transaction)
+//!                                                        ├──▶ [predictions]
+//!                                                        └──▶ [dead-letters]
 //! ```
 //!
 //! # Layout
-//! - [`config`]: flags and env vars, validation, the one rdkafka `ClientConfig` builder.
+//! - [`config`]: flags and env vars, validated once (Kafka clients are built by `heart-kafka`).
 //! - [`score`]: pure scoring of bytes or records; [`dead_letter`]: building dead letters.
 //! - [`model_store`]: the active model and atomic swaps; [`model_updates`]: following the models
 //!   topic.
-//! - [`consume`]: the transactional consume → score → produce loop.
-//! - [`http`]: the sidecar; [`metrics`]: every Prometheus metric; [`shutdown`]: signals;
-//!   [`healthcheck`]: the container probe.
+//! - [`consume`]: the pipeline, one stage a file (fetch, route, handoff, output, txn).
+//! - [`status`]: what the pipeline tells `/readyz`.
+//! - [`http`]: the sidecar; [`metrics`]: every Prometheus metric; [`healthcheck`]: the
+//!   container probe. Signals and logging come from `heart-kafka`.
 
 pub mod config;
 pub mod consume;
@@ -31,7 +32,7 @@ pub mod metrics;
 pub mod model_store;
 pub mod model_updates;
 pub mod score;
-pub mod shutdown;
+pub mod status;
 
 use std::sync::Arc;
 
@@ -42,10 +43,10 @@ use tokio_util::sync::CancellationToken;
 pub use config::Config;
 pub use error::RunError;
 
-use consume::ConsumerStatus;
 use http::AppState;
 use metrics::Metrics;
 use model_store::{ModelStore, Offer};
+use status::PipelineStatus;
 
 /// Runs the scorer until `shutdown` is cancelled (or a task fails), then drains within
 /// `--drain-timeout-ms`.
@@ -62,7 +63,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         config.pin_model_version,
         metrics.clone(),
     ));
-    let status = Arc::new(ConsumerStatus::default());
+    let status = Arc::new(PipelineStatus::default());
     let state = AppState {
         store: Arc::clone(&store),
         metrics: metrics.clone(),
@@ -131,7 +132,7 @@ async fn run_pipeline(
     thresholds: heart_schemas::RiskThresholds,
     store: &Arc<ModelStore>,
     metrics: &Metrics,
-    status: &Arc<ConsumerStatus>,
+    status: &Arc<PipelineStatus>,
     shutdown: &CancellationToken,
 ) -> Result<(), RunError> {
     let updates: JoinHandle<Result<(), RunError>> = {

@@ -1,15 +1,18 @@
 //! The `scorer` binary: parse config, start tracing, run until SIGTERM/SIGINT, exit non-zero with
 //! the full error chain on failure.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use heart_scorer::config::{Command, LogFormat};
-use heart_scorer::{Config, healthcheck, shutdown};
+use heart_kafka::{signals, telemetry};
+use heart_scorer::config::Command;
+use heart_scorer::{Config, healthcheck};
 use tokio_util::sync::CancellationToken;
+
+/// What the process may take beyond `--drain-timeout-ms` to exit after a signal.
+const EXIT_MARGIN: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
     let config = Config::parse();
@@ -22,7 +25,10 @@ fn main() -> ExitCode {
             }
         };
     }
-    init_tracing(config.log_format);
+    if let Err(error) = telemetry::init(&config.log, "info,librdkafka=warn,rdkafka=warn") {
+        eprintln!("scorer: {error}");
+        return ExitCode::FAILURE;
+    }
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -38,29 +44,15 @@ fn run(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
+    let bound = config.drain_timeout() + EXIT_MARGIN;
     runtime.block_on(async {
         let token = CancellationToken::new();
-        tokio::spawn(shutdown::cancel_on_signal(token.clone()));
+        tokio::spawn(signals::watch(token.clone(), Some(bound)));
         heart_scorer::run(config, token)
             .await
             .context("scorer stopped with an error")
-    })
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn")
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
-        LogFormat::Text => builder.init(),
-    }
+    })?;
+    // Blocking threads (a consumer closing while no broker answers) must not hold up the exit.
+    runtime.shutdown_timeout(EXIT_MARGIN);
+    Ok(())
 }

@@ -42,6 +42,10 @@ pub struct Metrics {
     pub fetch_queue_bytes: IntGauge,
     /// Kafka transactions by outcome.
     pub transactions: IntCounterVec,
+    /// Batches that failed and were retried from the committed offsets, by what was done.
+    pub batch_failures: IntCounterVec,
+    /// Output producers recreated after a fatal error.
+    pub producer_resets: IntCounter,
     /// HTTP requests by method, route and status.
     pub http_requests: IntCounterVec,
     /// HTTP request duration by method and route.
@@ -98,7 +102,7 @@ impl Metrics {
                 "scorer_batch_size_records",
                 "Records per scored batch.",
                 vec![
-                    1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+                    1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 25000.0,
                 ],
             )?,
             end_to_end_latency: histogram(
@@ -144,6 +148,15 @@ impl Metrics {
                 "Kafka transactions by outcome.",
                 &["outcome"],
             )?,
+            batch_failures: counter_vec(
+                "scorer_batch_failures_total",
+                "Batches not committed and retried from the committed offsets, by action (retry, reset = producer recreated).",
+                &["action"],
+            )?,
+            producer_resets: counter(
+                "scorer_producer_resets_total",
+                "Output producers recreated after a fatal error (fenced, invalid state, epoch errors).",
+            )?,
             http_requests: counter_vec(
                 "scorer_http_requests_total",
                 "HTTP requests by method, route and status.",
@@ -177,6 +190,9 @@ impl Metrics {
         for outcome in ["committed", "aborted"] {
             m.transactions.with_label_values(&[outcome]);
         }
+        for action in ["retry", "reset"] {
+            m.batch_failures.with_label_values(&[action]);
+        }
         Ok(m)
     }
 
@@ -198,6 +214,8 @@ impl Metrics {
         r.register(Box::new(self.assigned_partitions.clone()))?;
         r.register(Box::new(self.fetch_queue_bytes.clone()))?;
         r.register(Box::new(self.transactions.clone()))?;
+        r.register(Box::new(self.batch_failures.clone()))?;
+        r.register(Box::new(self.producer_resets.clone()))?;
         r.register(Box::new(self.http_requests.clone()))?;
         r.register(Box::new(self.http_duration.clone()))?;
         r.register(Box::new(self.http_in_flight.clone()))?;

@@ -82,7 +82,7 @@ pub enum ApiError {
     NoModel,
     /// Not ready to serve (readiness probe).
     #[error("not ready: {0}")]
-    NotReady(&'static str),
+    NotReady(String),
     /// Anything else; logged, answered generically.
     #[error("internal error")]
     Internal(String),

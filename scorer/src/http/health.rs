@@ -1,7 +1,5 @@
 //! Liveness, readiness, model metadata, metrics and the OpenAPI document.
 
-use std::sync::atomic::Ordering;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
@@ -22,10 +20,15 @@ pub async fn healthz() -> Json<Value> {
 /// `GET /readyz`: a model is active and, unless running from a model file, the consumer runs.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let Some(model) = state.store.current() else {
-        return Err(ApiError::NotReady("no model is active yet"));
+        return Err(ApiError::NotReady("no model is active yet".into()));
     };
-    if state.kafka && !state.status.running.load(Ordering::SeqCst) {
-        return Err(ApiError::NotReady("the Kafka consumer is not running"));
+    if state.kafka && !state.status.running() {
+        return Err(ApiError::NotReady(
+            "the Kafka consumer is not running".into(),
+        ));
+    }
+    if let Some(problem) = state.status.problem() {
+        return Err(ApiError::NotReady(problem));
     }
     Ok(Json(json!({
         "status": "ready",

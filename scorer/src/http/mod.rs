@@ -16,9 +16,9 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use heart_schemas::RiskThresholds;
 
-use crate::consume::ConsumerStatus;
 use crate::metrics::Metrics;
 use crate::model_store::ModelStore;
+use crate::status::PipelineStatus;
 use error::ApiError;
 
 /// Everything the handlers need; cheap to clone.
@@ -30,8 +30,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Risk thresholds.
     pub thresholds: RiskThresholds,
-    /// Whether the consume loop runs.
-    pub status: Arc<ConsumerStatus>,
+    /// Whether the pipeline runs, and why it is stuck if it is.
+    pub status: Arc<PipelineStatus>,
     /// Whether readiness requires the Kafka consumer (false with --model-file).
     pub kafka: bool,
     /// Request body limit.

@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use super::AppState;
 use super::error::{ApiError, FieldError};
-use crate::score::{now_ms, score_record};
+use crate::score::score_record;
+use heart_schemas::now_ms;
 
 /// A JSON body, with content type, size and syntax errors mapped to [`ApiError`]s.
 #[derive(Debug)]

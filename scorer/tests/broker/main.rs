@@ -26,7 +26,7 @@ fn patients(prefix: &str, n: usize) -> Vec<PatientRecord> {
     (0..n)
         .map(|i| PatientRecord {
             patient_id: format!("{prefix}-{i}"),
-            event_time: heart_scorer::score::now_ms(),
+            event_time: heart_schemas::now_ms(),
             ..fixtures::patient(30 + (i % 50) as i32)
         })
         .collect()

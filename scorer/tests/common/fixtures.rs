@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use heart_model::{Algorithm, Artifact, Estimator, Model, Preprocessor};
 use heart_schemas::{ModelVersion, PatientRecord, RiskThresholds};
-use heart_scorer::consume::ConsumerStatus;
 use heart_scorer::http::AppState;
 use heart_scorer::metrics::Metrics;
 use heart_scorer::model_store::ModelStore;
+use heart_scorer::status::PipelineStatus;
 
 pub fn patient(age: i32) -> PatientRecord {
     PatientRecord {
@@ -77,7 +77,7 @@ impl TestApp {
                 store,
                 metrics,
                 thresholds: RiskThresholds::default(),
-                status: Arc::new(ConsumerStatus::default()),
+                status: Arc::new(PipelineStatus::default()),
                 kafka: false,
                 max_body_bytes: 4096,
                 predict_batch_max: 3,

@@ -1,0 +1,163 @@
+//! Reading a topic from its first offset to its end, as a compacted topic is read to rebuild
+//! state (the scorer's model history, the trainer's version list).
+//!
+//! "The end" is where each partition stood when the read began. A partition is done when a
+//! record at or past its last offset arrives, or when librdkafka reports its end
+//! (`enable.partition.eof`, set by [`Role::Reader`](crate::Role::Reader)): the second covers an
+//! empty partition, records compacted away meanwhile, and a partition whose last offsets are
+//! transaction markers, which are never delivered as records.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use thiserror::Error;
+
+/// Why a topic could not be read to its end.
+#[derive(Debug, Error)]
+pub enum ReadError {
+    /// No broker answered the metadata request.
+    #[error(
+        "no Kafka broker answered at {bootstrap} within {secs} s; is the broker up and KAFKA_BOOTSTRAP_SERVERS right?"
+    )]
+    Unreachable {
+        /// The bootstrap servers tried.
+        bootstrap: String,
+        /// The bound.
+        secs: u64,
+        /// The client's error.
+        source: KafkaError,
+    },
+    /// The topic does not exist.
+    #[error(
+        "topic {topic:?} does not exist on {bootstrap}: create it (compacted), e.g. with `scripts/kafka start`"
+    )]
+    MissingTopic {
+        /// The topic.
+        topic: String,
+        /// The bootstrap servers asked.
+        bootstrap: String,
+    },
+    /// The end was not reached in time.
+    #[error("could not read topic {topic:?} to its end within {secs} s")]
+    Timeout {
+        /// The topic.
+        topic: String,
+        /// The bound.
+        secs: u64,
+    },
+    /// Another client error.
+    #[error("kafka error while reading topic {topic:?}")]
+    Kafka {
+        /// The topic.
+        topic: String,
+        /// The error.
+        source: KafkaError,
+    },
+}
+
+/// What a read to the end saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadSummary {
+    /// Partitions of the topic.
+    pub partitions: usize,
+    /// Records handed to the callback.
+    pub records: u64,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// Assigns every partition of `topic` from its beginning and hands each record to `each` until
+/// every partition has been read to where its end was when the read began. The assignment stays,
+/// so the caller can keep polling for newer records.
+///
+/// `timeout` bounds each step (metadata, watermarks) and the whole read; `stop` is checked
+/// between polls and ends the read early (returning what was read so far).
+///
+/// # Errors
+/// [`ReadError`]: no broker, no such topic, the end not reached within `timeout`.
+pub fn read_to_end<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    bootstrap: &str,
+    timeout: Duration,
+    stop: &dyn Fn() -> bool,
+    mut each: impl FnMut(&BorrowedMessage<'_>),
+) -> Result<ReadSummary, ReadError> {
+    let started = Instant::now();
+    let kafka = |source| ReadError::Kafka {
+        topic: topic.to_owned(),
+        source,
+    };
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|source| ReadError::Unreachable {
+            bootstrap: bootstrap.to_owned(),
+            secs: timeout.as_secs(),
+            source,
+        })?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(ReadError::MissingTopic {
+            topic: topic.to_owned(),
+            bootstrap: bootstrap.to_owned(),
+        });
+    }
+    let mut assignment = TopicPartitionList::new();
+    // partition -> the high watermark at start; a partition is dropped once read to it.
+    let mut pending = BTreeMap::new();
+    for &p in &partitions {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .map_err(kafka)?;
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, timeout)
+            .map_err(kafka)?;
+        if high > low {
+            pending.insert(p, high);
+        }
+    }
+    consumer.assign(&assignment).map_err(kafka)?;
+    let mut records = 0;
+    while !pending.is_empty() && !stop() {
+        if started.elapsed() > timeout {
+            return Err(ReadError::Timeout {
+                topic: topic.to_owned(),
+                secs: timeout.as_secs(),
+            });
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(message)) => {
+                let (partition, offset) = (message.partition(), message.offset());
+                records += 1;
+                each(&message);
+                if pending
+                    .get(&partition)
+                    .is_some_and(|&end| offset + 1 >= end)
+                {
+                    pending.remove(&partition);
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                pending.remove(&partition);
+            }
+            Some(Err(error)) => {
+                tracing::warn!(topic, error = %error, "read failed; retrying");
+            }
+        }
+    }
+    Ok(ReadSummary {
+        partitions: partitions.len(),
+        records,
+        elapsed: started.elapsed(),
+    })
+}

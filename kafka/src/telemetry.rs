@@ -1,0 +1,74 @@
+//! The one logging convention of all three binaries: `RUST_LOG` picks what is logged,
+//! `--log-format` / `LOG_FORMAT` how (JSON lines for machines, text for people).
+
+use std::io::IsTerminal;
+
+use clap::ValueEnum;
+use thiserror::Error;
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Text on a terminal, JSON lines otherwise.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// The logging flags every binary flattens in.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// Log format; the level comes from RUST_LOG (e.g. `info`, `debug,rdkafka=warn`).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// Logging could not be set up.
+#[derive(Debug, Error)]
+pub enum TelemetryError {
+    /// RUST_LOG does not parse.
+    #[error("RUST_LOG={value:?} is not a valid filter (e.g. `info` or `info,heart_scorer=debug`)")]
+    Filter {
+        /// The value.
+        value: String,
+        /// Why.
+        source: tracing_subscriber::filter::ParseError,
+    },
+    /// A subscriber is already installed.
+    #[error("a log subscriber is already installed")]
+    AlreadySet,
+}
+
+/// Installs the global subscriber. `default_filter` applies when RUST_LOG is unset.
+///
+/// # Errors
+/// [`TelemetryError`] for an unparsable RUST_LOG.
+pub fn init(args: &LogArgs, default_filter: &str) -> Result<(), TelemetryError> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(value) if !value.trim().is_empty() => tracing_subscriber::EnvFilter::try_new(&value)
+            .map_err(|source| TelemetryError::Filter { value, source })?,
+        _ => tracing_subscriber::EnvFilter::new(default_filter),
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(terminal)
+        .with_writer(std::io::stderr);
+    let json = match args.log_format {
+        LogFormat::Auto => !terminal,
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+    };
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init()
+    } else {
+        builder.try_init()
+    }
+    .map_err(|_| TelemetryError::AlreadySet)
+}

@@ -1,0 +1,223 @@
+//! The Kafka pipeline, one stage a file; a batch travels through them in this order:
+//!
+//! ```text
+//! [patients] ─▶ fetch ──records──▶ route ──outputs──▶ handoff ─▶ output ─▶ [predictions]
+//!               (poll, batch)      (score or          (bounded    (produce;  [dead-letters]
+//!                                   dead-letter)       queue)      txn.rs: commit offsets
+//!                                                                  in the transaction)
+//! ```
+//!
+//! Fetch and route run on one thread, output on another, so the next batch is fetched and
+//! scored while the previous one's deliveries and commit complete. The hand-off between them
+//! is bounded (`--max-in-flight-batches`), so a slow output side stops the fetching instead of
+//! buffering. A failed batch is never retried inside its transaction: the transaction aborts,
+//! every later batch already fetched is discarded, and fetching rewinds to the committed
+//! offsets (librdkafka's `examples/transactions.c`).
+
+mod batch;
+mod fetch;
+mod handoff;
+mod output;
+mod route;
+mod txn;
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use heart_kafka::{Role, client_config};
+use heart_schemas::{EncodeError, RiskThresholds};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Delivery};
+use crate::metrics::Metrics;
+use crate::model_store::ModelStore;
+use crate::status::PipelineStatus;
+use fetch::{FetchContext, FetchStage};
+use handoff::Handoff;
+use output::OutputStage;
+use txn::OutputProducer;
+
+/// The producer's `message.max.bytes` unless the user sets it.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// Why the pipeline stopped with an error (a clean drain returns `Ok`).
+#[derive(Debug, Error)]
+pub enum ConsumeError {
+    /// Creating or configuring a Kafka client failed.
+    #[error("kafka client setup failed")]
+    Setup(#[source] KafkaError),
+    /// The client configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] heart_kafka::ClientConfigError),
+    /// The producer became unusable and could not be recreated.
+    #[error(
+        "the output producer could not be recreated after {attempts} attempts; this replica exits so it can be restarted"
+    )]
+    Recovery {
+        /// Attempts made (--recovery-attempts).
+        attempts: u32,
+        /// The last error.
+        source: KafkaError,
+    },
+    /// A record could not be encoded (a bug, not bad input).
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// A pipeline thread panicked.
+    #[error("the pipeline's {stage} stage panicked")]
+    Panicked {
+        /// Which stage.
+        stage: &'static str,
+    },
+}
+
+/// The consumer's configuration.
+pub(crate) fn consumer_config(
+    config: &Config,
+) -> Result<rdkafka::ClientConfig, heart_kafka::ClientConfigError> {
+    client_config(
+        &config.kafka,
+        "heart-scorer",
+        Role::PipelineConsumer {
+            group_id: &config.group_id,
+        },
+        &[
+            ("session.timeout.ms", config.session_timeout_ms.to_string()),
+            (
+                "queued.max.messages.kbytes",
+                config.max_queued_kbytes.to_string(),
+            ),
+            ("statistics.interval.ms", "5000".into()),
+            ("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string()),
+        ],
+    )
+}
+
+/// The output producer's configuration.
+pub(crate) fn producer_config(
+    config: &Config,
+) -> Result<rdkafka::ClientConfig, heart_kafka::ClientConfigError> {
+    let transactional_id = config.transactional_id();
+    let role = match config.delivery {
+        Delivery::ExactlyOnce => Role::TransactionalProducer {
+            transactional_id: &transactional_id,
+        },
+        Delivery::AtLeastOnce => Role::IdempotentProducer,
+    };
+    let mut tuning = vec![
+        ("linger.ms", config.linger_ms.to_string()),
+        ("queue.buffering.max.messages", "1000000".into()),
+        ("batch.num.messages", "100000".into()),
+        ("statistics.interval.ms", "0".into()),
+    ];
+    if config.delivery == Delivery::ExactlyOnce {
+        tuning.push((
+            "transaction.timeout.ms",
+            config.transaction_timeout_ms.to_string(),
+        ));
+    }
+    client_config(&config.kafka, "heart-scorer", role, &tuning)
+}
+
+/// Runs the pipeline until `token` is cancelled, then drains: the batch in hand is finished and
+/// committed, and the consumer leaves the group. Blocking: call from a dedicated thread.
+///
+/// Waits for the model store to hold a model before subscribing, so no record is consumed that
+/// cannot be scored.
+///
+/// # Errors
+/// [`ConsumeError`] when a client cannot be created or the producer cannot be recovered.
+#[tracing::instrument(name = "consume", skip_all, fields(topic = %config.patients_topic, group = %config.group_id))]
+pub fn run(
+    config: &Config,
+    thresholds: RiskThresholds,
+    store: &ModelStore,
+    metrics: &Metrics,
+    status: &PipelineStatus,
+    token: &CancellationToken,
+) -> Result<(), ConsumeError> {
+    while store.current().is_none() {
+        if token.is_cancelled() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let transactional = config.delivery == Delivery::ExactlyOnce;
+    let producer_config = producer_config(config)?;
+    let max_output_bytes = producer_config
+        .get("message.max.bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
+    let call_timeout = Duration::from_millis(config.transaction_timeout_ms);
+    let producer = OutputProducer::create(
+        producer_config,
+        transactional,
+        call_timeout.max(Duration::from_secs(30)),
+    )
+    .map_err(ConsumeError::Setup)?;
+
+    let handoff = Arc::new(Handoff::new(config.max_in_flight_batches));
+    let context = FetchContext {
+        metrics: metrics.clone(),
+        topic: config.patients_topic.clone(),
+        handoff: Arc::clone(&handoff),
+        open: Mutex::new(None),
+        revoke_wait: call_timeout,
+    };
+    let consumer: BaseConsumer<FetchContext> = consumer_config(config)?
+        .create_with_context(context)
+        .map_err(ConsumeError::Setup)?;
+    consumer
+        .subscribe(&[&config.patients_topic])
+        .map_err(ConsumeError::Setup)?;
+    tracing::info!(delivery = ?config.delivery, max_output_bytes, "consumer subscribed");
+    status.set_running(true);
+
+    let stop = token.child_token();
+    let drain_deadline = OnceLock::new();
+    let result = std::thread::scope(|scope| {
+        let output = OutputStage {
+            config,
+            consumer: &consumer,
+            handoff: &handoff,
+            metrics,
+            status,
+            drain_deadline: &drain_deadline,
+            stop: &stop,
+        };
+        let out = std::thread::Builder::new()
+            .name("output".into())
+            .spawn_scoped(scope, move || output.run(producer))
+            .map_err(|_| ConsumeError::Panicked { stage: "output" })?;
+        let fetch = FetchStage {
+            consumer: &consumer,
+            store,
+            thresholds,
+            max_output_bytes,
+            batch_max_records: config.batch_max_records,
+            batch_max_wait: Duration::from_millis(config.batch_max_wait_ms),
+            drain_timeout: config.drain_timeout(),
+            drain_deadline: &drain_deadline,
+            stop: &stop,
+        };
+        let fetched = fetch.run();
+        // Whatever stopped the fetch stage, the output stage finishes what it was handed.
+        drain_deadline.get_or_init(|| std::time::Instant::now() + config.drain_timeout());
+        handoff.close();
+        let output = out
+            .join()
+            .map_err(|_| ConsumeError::Panicked { stage: "output" })?;
+        fetched.and(output)
+    });
+    status.set_running(false);
+    // Leave the group now, so the partitions move to another replica at once. (Closing the
+    // consumer can block while no broker answers; the process-wide drain bound covers that.)
+    consumer.unsubscribe();
+    drop(consumer);
+    if result.is_ok() {
+        tracing::info!("drained and left the consumer group");
+    }
+    result
+}

@@ -1,0 +1,352 @@
+//! Stage 3, output: each batch's records go to the producer; its offsets commit with them —
+//! in the batch's transaction (exactly-once) or once every record is acknowledged
+//! (at-least-once). A failed batch is retried from the committed offsets; a producer that can
+//! no longer be used is recreated.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use heart_schemas::topics;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::BaseRecord;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use super::ConsumeError;
+use super::batch::{Batch, Topic};
+use super::fetch::FetchContext;
+use super::handoff::Handoff;
+use super::txn::{Deliveries, Failure, OutputProducer, classify, is_record_too_large};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::status::PipelineStatus;
+
+const SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
+const PROBLEM_LOG_INTERVAL: Duration = Duration::from_secs(30);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// What the output stage works with.
+pub(crate) struct OutputStage<'a> {
+    pub config: &'a Config,
+    pub consumer: &'a BaseConsumer<FetchContext>,
+    pub handoff: &'a Handoff,
+    pub metrics: &'a Metrics,
+    pub status: &'a PipelineStatus,
+    /// Set when shutdown begins: every Kafka call is bounded by it from then on.
+    pub drain_deadline: &'a OnceLock<Instant>,
+    /// Cancelled by this stage when it gives up, so the fetch stage stops too.
+    pub stop: &'a CancellationToken,
+}
+
+/// Failures in a row, and since when, to tell a blip from a stall.
+#[derive(Debug, Default)]
+struct Health {
+    failing_since: Option<Instant>,
+    failures: u32,
+    last_logged: Option<Instant>,
+}
+
+impl OutputStage<'_> {
+    /// Runs until the fetch stage has closed the hand-off and every batch in it is done.
+    ///
+    /// # Errors
+    /// [`ConsumeError::Recovery`] when the producer could not be recreated within
+    /// `--recovery-attempts`.
+    pub fn run(&self, mut producer: OutputProducer) -> Result<(), ConsumeError> {
+        let result = self.run_loop(&mut producer);
+        if result.is_err() {
+            self.stop.cancel();
+        }
+        result
+    }
+
+    fn run_loop(&self, producer: &mut OutputProducer) -> Result<(), ConsumeError> {
+        let mut min_epoch = 0;
+        let mut health = Health::default();
+        let (mut summary_at, mut since_summary) = (Instant::now(), 0u64);
+        loop {
+            let Some(batch) = self.handoff.pop(Duration::from_millis(100)) else {
+                if self.handoff.is_closed() {
+                    return Ok(());
+                }
+                producer.poll(Duration::ZERO);
+                continue;
+            };
+            if batch.epoch < min_epoch {
+                self.handoff.finish(batch.id, None);
+                continue;
+            }
+            match self.deliver(producer, &batch) {
+                Ok(()) => {
+                    self.handoff.finish(batch.id, Some(&batch.next_offsets));
+                    self.handoff.prune_caps();
+                    self.record(&batch, producer.transactional());
+                    since_summary += batch.len() as u64;
+                    if health.failing_since.take().is_some() {
+                        self.status.set_problem(None);
+                        tracing::info!(failures = health.failures, "pipeline recovered");
+                    }
+                    health = Health::default();
+                }
+                Err(failure) => {
+                    self.handoff.finish(batch.id, None);
+                    min_epoch = batch.epoch + 1;
+                    self.handoff.request_rewind(batch.epoch);
+                    if producer.transactional() {
+                        self.metrics
+                            .transactions
+                            .with_label_values(&["aborted"])
+                            .inc();
+                    }
+                    let kind = match failure {
+                        Failure::Retry(_) => "retry",
+                        Failure::Reset(_) => "reset",
+                    };
+                    self.metrics.batch_failures.with_label_values(&[kind]).inc();
+                    self.on_failure(&mut health, &failure, batch.len());
+                    if self.draining() {
+                        tracing::warn!(
+                            records = batch.len(),
+                            error = failure.why(),
+                            "batch not committed while draining; its records are left for the partitions' next owner"
+                        );
+                        continue;
+                    }
+                    if let Failure::Reset(why) = &failure {
+                        *producer = self.reset(producer, why)?;
+                    }
+                    self.backoff(health.failures);
+                }
+            }
+            if summary_at.elapsed() >= SUMMARY_INTERVAL {
+                tracing::info!(
+                    records = since_summary,
+                    records_per_second = since_summary as f64 / summary_at.elapsed().as_secs_f64(),
+                    model_version = batch.model_version,
+                    "scored"
+                );
+                (summary_at, since_summary) = (Instant::now(), 0);
+            }
+        }
+    }
+
+    /// Writes one batch and commits its offsets with it.
+    fn deliver(&self, producer: &OutputProducer, batch: &Batch) -> Result<(), Failure> {
+        let timeout = self.call_timeout();
+        let txn = producer
+            .begin(batch.id, timeout)
+            .map_err(|e| match classify(&e) {
+                // A transaction cannot begin: the producer is in a state only a new one leaves.
+                Failure::Retry(why) if producer.transactional() => Failure::Reset(why),
+                other => other,
+            })?;
+        let version = batch.model_version.to_string();
+        let deadline = Instant::now() + timeout;
+        for (i, output) in batch.outputs.iter().enumerate() {
+            let (topic, header) = match output.topic {
+                Topic::Predictions => (
+                    self.config.predictions_topic.as_str(),
+                    Header {
+                        key: topics::HEADER_MODEL_VERSION,
+                        value: Some(version.as_str()),
+                    },
+                ),
+                Topic::DeadLetters => (
+                    self.config.dead_letter_topic.as_str(),
+                    Header {
+                        key: topics::HEADER_REASON,
+                        value: Some(output.reason.map_or("", |r| r.code())),
+                    },
+                ),
+            };
+            let value = batch.value(output);
+            let mut record = BaseRecord::with_opaque_to(topic, Deliveries::opaque(batch.id, i))
+                .payload(value)
+                .headers(OwnedHeaders::new_with_capacity(1).insert(header));
+            if let Some(key) = batch.key(output) {
+                record = record.key(key);
+            }
+            loop {
+                match producer.inner.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        if Instant::now() >= deadline {
+                            return Err(Failure::Retry("the producer queue stayed full".into()));
+                        }
+                        record = back;
+                        producer.poll(Duration::from_millis(1));
+                    }
+                    Err((error, _))
+                        if error.rdkafka_error_code().is_some_and(is_record_too_large) =>
+                    {
+                        let size = value.len() + batch.key(output).map_or(0, <[u8]>::len);
+                        self.handoff
+                            .add_cap(output.partition, output.offset, size / 2);
+                        return Err(Failure::Retry(format!(
+                            "output of {size} bytes for partition {} offset {} refused as too large; it will be cut",
+                            output.partition, output.offset
+                        )));
+                    }
+                    Err((error, _)) => return Err(classify(&error)),
+                }
+            }
+        }
+        txn.await_deliveries(
+            batch.outputs.len() as u64,
+            deadline.saturating_duration_since(Instant::now()),
+        )
+        .map_err(|(failure, too_large)| {
+            for i in too_large {
+                if let Some(o) = batch.outputs.get(i as usize) {
+                    let size = batch.value(o).len() + batch.key(o).map_or(0, <[u8]>::len);
+                    self.handoff.add_cap(o.partition, o.offset, size / 2);
+                }
+            }
+            failure
+        })?;
+        let offsets = offsets(&self.config.patients_topic, batch)?;
+        if producer.transactional() {
+            let group = self
+                .consumer
+                .group_metadata()
+                .ok_or_else(|| Failure::Retry("the consumer has no group metadata yet".into()))?;
+            txn.send_offsets(&offsets, &group)
+                .map_err(|e| classify(&e))?;
+            txn.commit().map_err(|e| classify(&e))?;
+        } else {
+            drop(txn);
+            self.consumer
+                .commit(&offsets, CommitMode::Sync)
+                .map_err(|e| {
+                    Failure::Retry(format!("offset commit failed: {}", crate::error::chain(&e)))
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Recreates the producer, with backoff, up to `--recovery-attempts` times.
+    fn reset(&self, old: &OutputProducer, why: &str) -> Result<OutputProducer, ConsumeError> {
+        tracing::warn!(error = why, "producer unusable; recreating it");
+        let attempts = self.config.recovery_attempts;
+        let mut last = None;
+        for attempt in 1..=attempts {
+            match old.recreate(self.call_timeout()) {
+                Ok(p) => {
+                    self.metrics.producer_resets.inc();
+                    tracing::info!(attempt, "producer recreated");
+                    return Ok(p);
+                }
+                Err(error) => {
+                    tracing::warn!(attempt, attempts, error = %crate::error::chain(&error), "producer recreation failed");
+                    last = Some(error);
+                    if self.draining() {
+                        break;
+                    }
+                    self.backoff(attempt);
+                }
+            }
+        }
+        Err(ConsumeError::Recovery {
+            attempts,
+            source: last.unwrap_or(KafkaError::Canceled),
+        })
+    }
+
+    fn on_failure(&self, health: &mut Health, failure: &Failure, records: usize) {
+        let now = Instant::now();
+        let since = *health.failing_since.get_or_insert(now);
+        health.failures += 1;
+        let stalled = now - since >= Duration::from_millis(self.config.stall_timeout_ms);
+        if stalled {
+            let problem = format!(
+                "no batch committed for {} s ({} failures); last error: {}",
+                (now - since).as_secs(),
+                health.failures,
+                failure.why()
+            );
+            if health
+                .last_logged
+                .is_none_or(|t| now - t >= PROBLEM_LOG_INTERVAL)
+            {
+                tracing::error!(
+                    failures = health.failures,
+                    error = failure.why(),
+                    "pipeline stalled: not ready until a batch commits"
+                );
+                health.last_logged = Some(now);
+            }
+            self.status.set_problem(Some(problem));
+        } else {
+            tracing::warn!(
+                records,
+                error = failure.why(),
+                "batch not committed; rewinding to retry"
+            );
+        }
+    }
+
+    fn backoff(&self, failures: u32) {
+        let exp = BACKOFF_MIN.saturating_mul(1 << failures.min(8).saturating_sub(1));
+        let wait = exp.min(BACKOFF_MAX);
+        let until = Instant::now() + wait;
+        while Instant::now() < until && !self.draining() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn draining(&self) -> bool {
+        self.drain_deadline.get().is_some()
+    }
+
+    /// The bound of one Kafka call: the transaction timeout, or what is left of the drain.
+    fn call_timeout(&self) -> Duration {
+        let normal = Duration::from_millis(self.config.transaction_timeout_ms);
+        match self.drain_deadline.get() {
+            Some(d) => normal
+                .min(d.saturating_duration_since(Instant::now()))
+                .max(Duration::from_millis(1)),
+            None => normal,
+        }
+    }
+
+    /// Applies a committed batch to the metrics.
+    fn record(&self, batch: &Batch, transactional: bool) {
+        let m = self.metrics;
+        m.records_consumed.inc_by(batch.len() as u64);
+        m.batch_size.observe(batch.len() as f64);
+        m.score_duration.observe(batch.score_seconds);
+        m.records_produced.inc_by(batch.predictions());
+        m.unseen_categories.inc_by(batch.unseen_categories);
+        for (level, n) in heart_schemas::RiskLevel::ALL.iter().zip(batch.levels) {
+            if n > 0 {
+                m.predictions.with_label_values(&[level.as_str()]).inc_by(n);
+            }
+        }
+        let now = heart_schemas::now_ms();
+        for t in &batch.event_times {
+            m.end_to_end_latency
+                .observe((now - t).max(0) as f64 / 1000.0);
+        }
+        for reason in &batch.dead_letters {
+            m.records_dead_lettered
+                .with_label_values(&[reason.code()])
+                .inc();
+        }
+        if transactional {
+            m.transactions.with_label_values(&["committed"]).inc();
+        }
+    }
+}
+
+/// The offsets a batch commits: one past its last record, per partition.
+fn offsets(topic: &str, batch: &Batch) -> Result<TopicPartitionList, Failure> {
+    let mut tpl = TopicPartitionList::with_capacity(batch.next_offsets.len());
+    for (&partition, &next) in &batch.next_offsets {
+        tpl.add_partition_offset(topic, partition, Offset::Offset(next))
+            .map_err(|e| Failure::Retry(e.to_string()))?;
+    }
+    Ok(tpl)
+}

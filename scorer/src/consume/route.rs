@@ -1,0 +1,200 @@
+//! Stage 2, routing: one input record becomes one output — a prediction, or a dead letter with
+//! its reason — encoded into the batch. Pure: no Kafka here.
+
+use std::time::Instant;
+
+use heart_model::Model;
+use heart_schemas::{AvroRecord, EncodeError, Reason, RiskThresholds};
+
+use super::batch::{Batch, Output, Topic};
+use crate::dead_letter::{self, RECORD_OVERHEAD, Source};
+use crate::score::{Rejection, score_bytes};
+
+/// A Prediction is far smaller than this (ids are at most 128 bytes).
+const PREDICTION_BYTES: usize = 512;
+
+/// How records are scored and how large an output may be.
+#[derive(Debug)]
+pub(crate) struct Router<'a> {
+    pub model: &'a Model,
+    pub thresholds: &'a RiskThresholds,
+    /// Largest output record, bytes (the producer's `message.max.bytes`).
+    pub max_output_bytes: usize,
+}
+
+impl Router<'_> {
+    /// Scores `source` and appends its one output to `batch`. `cap` lowers the size limit for a
+    /// record whose output the broker refused as too large before.
+    ///
+    /// # Errors
+    /// [`EncodeError`] only for a record its own schema cannot represent (a bug).
+    pub fn route(
+        &self,
+        source: Source<'_>,
+        cap: Option<usize>,
+        now_ms: i64,
+        batch: &mut Batch,
+    ) -> Result<(), EncodeError> {
+        let started = Instant::now();
+        let budget = cap.unwrap_or(self.max_output_bytes);
+        let outcome = score_bytes(self.model, self.thresholds, source.value, now_ms);
+        let outcome = match outcome {
+            Ok(scored) => {
+                let key_len = source
+                    .key
+                    .map_or(scored.prediction.patient_id.len(), <[u8]>::len);
+                if key_len + PREDICTION_BYTES + RECORD_OVERHEAD <= budget {
+                    Ok(scored)
+                } else {
+                    Err(Rejection {
+                        reason: Reason::TooLarge,
+                        message: format!(
+                            "its key of {key_len} bytes makes the prediction larger than the {budget}-byte output limit"
+                        ),
+                    })
+                }
+            }
+            Err(rejection) => Err(rejection),
+        };
+        match outcome {
+            Ok(scored) => {
+                let p = &scored.prediction;
+                let key = match source.key {
+                    Some(k) => batch.append(k),
+                    None => batch.append(p.patient_id.as_bytes()),
+                };
+                let start = batch.buffer().len();
+                p.encode_into(batch.buffer())?;
+                let value = start..batch.buffer().len();
+                batch.count_prediction(p.risk_level, p.event_time, scored.unseen_categories);
+                batch.push(Output {
+                    topic: Topic::Predictions,
+                    key: Some(key),
+                    value,
+                    reason: None,
+                    partition: source.partition,
+                    offset: source.offset,
+                });
+            }
+            Err(rejection) => {
+                tracing::debug!(
+                    partition = source.partition,
+                    offset = source.offset,
+                    reason = rejection.reason.code(),
+                    error = %rejection.message,
+                    "record dead-lettered"
+                );
+                let letter = dead_letter::dead_letter(source, &rejection, now_ms, budget);
+                let reason = if letter.reason == Reason::TooLarge.code() {
+                    Reason::TooLarge
+                } else {
+                    rejection.reason
+                };
+                let key = dead_letter::record_key(source, &letter).map(|k| batch.append(k));
+                let start = batch.buffer().len();
+                letter.encode_into(batch.buffer())?;
+                let value = start..batch.buffer().len();
+                batch.dead_letters.push(reason);
+                batch.push(Output {
+                    topic: Topic::DeadLetters,
+                    key,
+                    value,
+                    reason: Some(reason),
+                    partition: source.partition,
+                    offset: source.offset,
+                });
+            }
+        }
+        batch.score_seconds += started.elapsed().as_secs_f64();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use heart_schemas::{DeadLetter, PatientRecord, Prediction};
+
+    use super::*;
+    use crate::score::tests::{model, record};
+
+    fn source<'a>(key: Option<&'a [u8]>, value: &'a [u8], offset: i64) -> Source<'a> {
+        Source {
+            topic: "patients",
+            partition: 0,
+            offset,
+            key,
+            value: Some(value),
+        }
+    }
+
+    #[test]
+    fn a_valid_record_becomes_a_prediction_and_a_bad_one_a_dead_letter() {
+        let m = model(3, 1.0);
+        let thresholds = RiskThresholds::default();
+        let router = Router {
+            model: &m,
+            thresholds: &thresholds,
+            max_output_bytes: 1_000_000,
+        };
+        let mut batch = Batch::new(1, 0, 3, 4);
+        let good = record().encode().unwrap();
+        let bad = PatientRecord {
+            age: 500,
+            ..record()
+        }
+        .encode()
+        .unwrap();
+        router
+            .route(source(Some(b"k1"), &good, 10), None, 5, &mut batch)
+            .unwrap();
+        router
+            .route(source(Some(b"k2"), &bad, 11), None, 5, &mut batch)
+            .unwrap();
+        assert_eq!(batch.len(), 2);
+        let (p, d) = (&batch.outputs[0], &batch.outputs[1]);
+        assert_eq!(
+            (p.topic, batch.key(p)),
+            (Topic::Predictions, Some(&b"k1"[..]))
+        );
+        let prediction = Prediction::decode(batch.value(p)).unwrap();
+        assert_eq!(prediction.model_version, 3);
+        assert_eq!(d.reason, Some(Reason::OutOfRange));
+        let letter = DeadLetter::decode(batch.value(d)).unwrap();
+        assert_eq!(letter.original_value.as_deref(), Some(&bad[..]));
+        assert_eq!(batch.next_offsets.get(&0), Some(&12));
+        assert_eq!((batch.predictions(), batch.dead_letters.len()), (1, 1));
+    }
+
+    #[test]
+    fn an_output_over_the_limit_is_a_too_large_dead_letter() {
+        let m = model(1, 1.0);
+        let thresholds = RiskThresholds::default();
+        let router = Router {
+            model: &m,
+            thresholds: &thresholds,
+            max_output_bytes: 1_000_000,
+        };
+        let mut batch = Batch::new(1, 0, 1, 2);
+        let huge = vec![0xC3u8; 1_040_000];
+        router
+            .route(source(None, &huge, 0), None, 5, &mut batch)
+            .unwrap();
+        let good = record().encode().unwrap();
+        // A cap learned from the broker applies to that record only.
+        router
+            .route(
+                source(Some(&[b'k'; 4096]), &good, 1),
+                Some(2048),
+                5,
+                &mut batch,
+            )
+            .unwrap();
+        assert_eq!(batch.outputs[0].reason, Some(Reason::TooLarge));
+        assert!(batch.value(&batch.outputs[0]).len() < 1_000_000);
+        let capped = &batch.outputs[1];
+        assert_eq!(capped.reason, Some(Reason::TooLarge));
+        let size = batch.value(capped).len() + batch.key(capped).map_or(0, <[u8]>::len);
+        assert!(size <= 2048, "{size}");
+    }
+}
