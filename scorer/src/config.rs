@@ -81,10 +81,12 @@ pub struct Config {
     #[arg(long, env = "SCORER_BATCH_MAX_RECORDS", default_value_t = 10_000)]
     pub batch_max_records: usize,
 
-    /// Longest a batch stays open after its first record before it is handed to the output
-    /// stage (bounds latency at low rates).
-    #[arg(long, env = "SCORER_BATCH_MAX_WAIT_MS", default_value_t = 5)]
-    pub batch_max_wait_ms: u64,
+    /// A batch is handed to the output stage when it is full, or when the output stage is idle
+    /// and the batch has gathered records for this long. Under load the output stage is busy,
+    /// so batches grow on their own while the previous one commits; at low rates this bounds
+    /// the latency a record waits for company.
+    #[arg(long, env = "SCORER_BATCH_LINGER_MS", default_value_t = 1)]
+    pub batch_linger_ms: u64,
 
     /// Batches fetched and scored ahead of the one being written and committed (the bound of
     /// the hand-off between the fetch and output stages).
@@ -257,7 +259,7 @@ impl Config {
             self.pin_model_version,
             self.delivery,
             self.batch_max_records,
-            self.batch_max_wait_ms,
+            self.batch_linger_ms,
             self.max_in_flight_batches,
             self.http_addr,
         )

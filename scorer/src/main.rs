@@ -11,6 +11,9 @@ use heart_scorer::config::Command;
 use heart_scorer::{Config, healthcheck};
 use tokio_util::sync::CancellationToken;
 
+/// Without RUST_LOG. `rdkafka::client` repeats, as "Global error", what librdkafka has logged.
+const DEFAULT_LOG_FILTER: &str = "info,librdkafka=warn,rdkafka=warn,rdkafka::client=off";
+
 /// What the process may take beyond `--drain-timeout-ms` to exit after a signal.
 const EXIT_MARGIN: Duration = Duration::from_secs(2);
 
@@ -25,7 +28,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    if let Err(error) = telemetry::init(&config.log, "info,librdkafka=warn,rdkafka=warn") {
+    if let Err(error) = telemetry::init(&config.log, DEFAULT_LOG_FILTER) {
         eprintln!("scorer: {error}");
         return ExitCode::FAILURE;
     }
@@ -45,14 +48,15 @@ fn run(config: Config) -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     let bound = config.drain_timeout() + EXIT_MARGIN;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let token = CancellationToken::new();
         tokio::spawn(signals::watch(token.clone(), Some(bound)));
         heart_scorer::run(config, token)
             .await
             .context("scorer stopped with an error")
-    })?;
-    // Blocking threads (a consumer closing while no broker answers) must not hold up the exit.
+    });
+    // Dropping the runtime would wait for its blocking threads, and a consumer closing while no
+    // broker answers blocks: bound that wait, on every path out.
     runtime.shutdown_timeout(EXIT_MARGIN);
-    Ok(())
+    result
 }

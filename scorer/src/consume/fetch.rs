@@ -134,7 +134,7 @@ pub(crate) struct FetchStage<'a> {
     pub thresholds: RiskThresholds,
     pub max_output_bytes: usize,
     pub batch_max_records: usize,
-    pub batch_max_wait: Duration,
+    pub batch_linger: Duration,
     pub drain_timeout: Duration,
     pub drain_deadline: &'a OnceLock<Instant>,
     /// Shutdown (SIGTERM) or the output stage giving up.
@@ -181,11 +181,13 @@ impl FetchStage<'_> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .is_some();
+            // With a batch open, come back soon to see whether the output stage went idle.
             let timeout = if open {
-                self.batch_max_wait.saturating_sub(opened_at.elapsed())
+                Duration::from_millis(1)
             } else {
                 Duration::from_millis(100)
             };
+            let mut full = false;
             match self.consumer.poll(timeout) {
                 None => {}
                 Some(Err(error)) => tracing::warn!(error = %error, "consume error"),
@@ -227,17 +229,12 @@ impl FetchStage<'_> {
                         value: message.payload(),
                     };
                     router.route(source, cap, heart_schemas::now_ms(), batch)?;
+                    full = batch.len() >= self.batch_max_records;
                 }
             }
-            let due = {
-                let guard = ctx
-                    .open
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                guard.as_ref().is_some_and(|b| {
-                    b.len() >= self.batch_max_records || opened_at.elapsed() >= self.batch_max_wait
-                })
-            };
+            // Full, or the output stage is waiting for work: under load it is busy, so batches
+            // grow while the previous one commits.
+            let due = full || (open && opened_at.elapsed() >= self.batch_linger && handoff.idle());
             if due && let Some(batch) = ctx.take_open() {
                 let _ = handoff.push(batch, &|| self.stop.is_cancelled());
             }

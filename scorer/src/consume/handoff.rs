@@ -151,6 +151,12 @@ impl Handoff {
         true
     }
 
+    /// Whether the output stage has nothing to do: no batch queued or in flight.
+    pub fn idle(&self) -> bool {
+        let s = self.lock();
+        s.queue.is_empty() && s.finished >= s.handed
+    }
+
     /// The fetch stage is done; the output stage ends once the queue is empty.
     pub fn close(&self) {
         self.lock().closed = true;

@@ -197,7 +197,7 @@ pub fn run(
             thresholds,
             max_output_bytes,
             batch_max_records: config.batch_max_records,
-            batch_max_wait: Duration::from_millis(config.batch_max_wait_ms),
+            batch_linger: Duration::from_millis(config.batch_linger_ms),
             drain_timeout: config.drain_timeout(),
             drain_deadline: &drain_deadline,
             stop: &stop,

@@ -135,6 +135,7 @@ impl OutputStage<'_> {
 
     /// Writes one batch and commits its offsets with it.
     fn deliver(&self, producer: &OutputProducer, batch: &Batch) -> Result<(), Failure> {
+        let started = Instant::now();
         let timeout = self.call_timeout();
         let txn = producer
             .begin(batch.id, timeout)
@@ -194,6 +195,7 @@ impl OutputStage<'_> {
                 }
             }
         }
+        let enqueued = Instant::now();
         txn.await_deliveries(
             batch.outputs.len() as u64,
             deadline.saturating_duration_since(Instant::now()),
@@ -207,6 +209,7 @@ impl OutputStage<'_> {
             }
             failure
         })?;
+        let acked = Instant::now();
         let offsets = offsets(&self.config.patients_topic, batch)?;
         if producer.transactional() {
             let group = self
@@ -224,6 +227,13 @@ impl OutputStage<'_> {
                     Failure::Retry(format!("offset commit failed: {}", crate::error::chain(&e)))
                 })?;
         }
+        tracing::debug!(
+            records = batch.len(),
+            enqueue_ms = (enqueued - started).as_secs_f64() * 1e3,
+            ack_ms = (acked - enqueued).as_secs_f64() * 1e3,
+            commit_ms = acked.elapsed().as_secs_f64() * 1e3,
+            "batch committed"
+        );
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod faults;
 #[path = "../common/fixtures.rs"]
 mod fixtures;
 mod support;

@@ -1,6 +1,6 @@
 //! Broker test harness: topics, producing, reading back committed output, and scorer processes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -70,6 +70,26 @@ impl OwnBroker {
 
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: the broker dies without a shutdown; its data stays.
+    pub fn kill(&self) {
+        let out = self.command("kill").output().unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/kafka kill failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts the broker again on the data a [`OwnBroker::kill`] left.
+    pub fn resume(&self) {
+        let out = self.command("resume").output().unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/kafka resume failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn command(&self, verb: &str) -> Command {
@@ -177,13 +197,21 @@ pub struct Sender {
 
 impl Sender {
     pub fn new() -> Self {
+        Self::to(&bootstrap(), &[])
+    }
+
+    /// A sender to `servers` with extra producer properties (usable from any thread).
+    pub fn to(servers: &str, properties: &[(&str, &str)]) -> Self {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", servers)
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5");
+        for (k, v) in properties {
+            config.set(*k, *v);
+        }
         Self {
-            producer: ClientConfig::new()
-                .set("bootstrap.servers", bootstrap())
-                .set("enable.idempotence", "true")
-                .set("linger.ms", "5")
-                .create()
-                .unwrap(),
+            producer: config.create().unwrap(),
             runtime: runtime(),
         }
     }
@@ -235,6 +263,63 @@ fn patient_pairs(records: &[PatientRecord]) -> Vec<KeyValue> {
             )
         })
         .collect()
+}
+
+/// Sends `records` from a thread of its own at about `per_second`, in chunks; the handle
+/// returns once every record is acknowledged.
+pub fn stream(
+    topic: &str,
+    records: Vec<KeyValue>,
+    per_second: usize,
+) -> std::thread::JoinHandle<()> {
+    let (topic, servers) = (topic.to_owned(), bootstrap());
+    std::thread::spawn(move || {
+        let sender = Sender::to(&servers, &[]);
+        let chunk = (per_second / 20).max(1);
+        let started = Instant::now();
+        for (i, part) in records.chunks(chunk).enumerate() {
+            let due = started + Duration::from_secs_f64((i * chunk) as f64 / per_second as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            sender.send(&topic, part);
+        }
+    })
+}
+
+/// Patient records as `(key, value)` pairs keyed by patient id.
+pub fn pairs(records: &[PatientRecord]) -> Vec<KeyValue> {
+    patient_pairs(records)
+}
+
+/// Asserts every key in `keys` has exactly one record in `out`, and nothing else is there.
+pub fn assert_exactly_once(out: &[Received], keys: &BTreeSet<String>) {
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for r in out {
+        *count.entry(r.key_str()).or_default() += 1;
+    }
+    let duplicated: Vec<_> = count.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(
+        duplicated.is_empty(),
+        "duplicates visible to read_committed: {duplicated:?}"
+    );
+    let missing: Vec<_> = keys
+        .iter()
+        .filter(|k| !count.contains_key(*k))
+        .take(5)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} records without output, e.g. {missing:?}",
+        keys.len() - count.len().min(keys.len()),
+        keys.len()
+    );
+    let foreign: Vec<_> = count
+        .keys()
+        .filter(|k| !keys.contains(*k))
+        .take(5)
+        .collect();
+    assert!(foreign.is_empty(), "unexpected outputs: {foreign:?}");
 }
 
 /// Produces patient records keyed by patient id.
@@ -406,14 +491,13 @@ impl Scorer {
                 transactional_id,
                 "--http-addr",
                 &format!("127.0.0.1:{port}"),
-                "--session-timeout-ms",
-                "6000",
-                "--drain-timeout-ms",
-                "5000",
                 "--log-format",
                 "text",
             ])
             .args(extra)
+            // Short timeouts keep rebalances quick; a test may set its own.
+            .env("SCORER_SESSION_TIMEOUT_MS", "6000")
+            .env("SCORER_DRAIN_TIMEOUT_MS", "5000")
             .env("KAFKA_BOOTSTRAP_SERVERS", servers)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -482,6 +566,18 @@ impl Scorer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
     }
 
     /// SIGKILL: no drain, no commit, no leave-group.
