@@ -46,6 +46,7 @@ pub(crate) struct OutputStage<'a> {
 struct Health {
     failing_since: Option<Instant>,
     failures: u32,
+    last_error: String,
     last_logged: Option<Instant>,
 }
 
@@ -69,6 +70,7 @@ impl OutputStage<'_> {
         let (mut summary_at, mut since_summary) = (Instant::now(), 0u64);
         loop {
             let Some(batch) = self.handoff.pop(Duration::from_millis(100)) else {
+                self.check_stall(&mut health);
                 if self.handoff.is_closed() {
                     return Ok(());
                 }
@@ -196,19 +198,16 @@ impl OutputStage<'_> {
             }
         }
         let enqueued = Instant::now();
-        txn.await_deliveries(
-            batch.outputs.len() as u64,
-            deadline.saturating_duration_since(Instant::now()),
-        )
-        .map_err(|(failure, too_large)| {
-            for i in too_large {
-                if let Some(o) = batch.outputs.get(i as usize) {
-                    let size = batch.value(o).len() + batch.key(o).map_or(0, <[u8]>::len);
-                    self.handoff.add_cap(o.partition, o.offset, size / 2);
+        txn.await_deliveries(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|(failure, too_large)| {
+                for i in too_large {
+                    if let Some(o) = batch.outputs.get(i as usize) {
+                        let size = batch.value(o).len() + batch.key(o).map_or(0, <[u8]>::len);
+                        self.handoff.add_cap(o.partition, o.offset, size / 2);
+                    }
                 }
-            }
-            failure
-        })?;
+                failure
+            })?;
         let acked = Instant::now();
         let offsets = offsets(&self.config.patients_topic, batch)?;
         if producer.transactional() {
@@ -266,35 +265,43 @@ impl OutputStage<'_> {
     }
 
     fn on_failure(&self, health: &mut Health, failure: &Failure, records: usize) {
-        let now = Instant::now();
-        let since = *health.failing_since.get_or_insert(now);
+        health.failing_since.get_or_insert_with(Instant::now);
         health.failures += 1;
-        let stalled = now - since >= Duration::from_millis(self.config.stall_timeout_ms);
-        if stalled {
-            let problem = format!(
-                "no batch committed for {} s ({} failures); last error: {}",
-                (now - since).as_secs(),
-                health.failures,
-                failure.why()
+        health.last_error = failure.why().to_owned();
+        tracing::warn!(
+            records,
+            error = failure.why(),
+            "batch not committed; rewinding to retry"
+        );
+        self.check_stall(health);
+    }
+
+    /// Turns readiness off, and logs at error (once per interval), while no batch has committed
+    /// for `--stall-timeout-ms` since the first failure — whether or not batches keep coming.
+    fn check_stall(&self, health: &mut Health) {
+        let Some(since) = health.failing_since else {
+            return;
+        };
+        let now = Instant::now();
+        if now - since < Duration::from_millis(self.config.stall_timeout_ms) {
+            return;
+        }
+        self.status.set_problem(Some(format!(
+            "no batch committed for {} s ({} failures); last error: {}",
+            (now - since).as_secs(),
+            health.failures,
+            health.last_error
+        )));
+        if health
+            .last_logged
+            .is_none_or(|t| now - t >= PROBLEM_LOG_INTERVAL)
+        {
+            tracing::error!(
+                failures = health.failures,
+                error = %health.last_error,
+                "pipeline stalled: not ready until a batch commits"
             );
-            if health
-                .last_logged
-                .is_none_or(|t| now - t >= PROBLEM_LOG_INTERVAL)
-            {
-                tracing::error!(
-                    failures = health.failures,
-                    error = failure.why(),
-                    "pipeline stalled: not ready until a batch commits"
-                );
-                health.last_logged = Some(now);
-            }
-            self.status.set_problem(Some(problem));
-        } else {
-            tracing::warn!(
-                records,
-                error = failure.why(),
-                "batch not committed; rewinding to retry"
-            );
+            health.last_logged = Some(now);
         }
     }
 

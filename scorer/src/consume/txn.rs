@@ -80,12 +80,13 @@ pub(crate) fn is_record_too_large(code: RDKafkaErrorCode) -> bool {
     )
 }
 
-/// Counts the deliveries of the batch in hand. Each record's opaque is its batch id (low 32
-/// bits) and its index in the batch, so late reports of an earlier, aborted batch are ignored.
+/// Collects the failed deliveries of the batch in hand (the producer reports only failures:
+/// `delivery.report.only.error`, which saves a callback per record). Each record's opaque is
+/// its batch id (high 32 bits) and its index in the batch, so late reports of an earlier,
+/// aborted batch are ignored.
 #[derive(Debug, Default)]
 pub(crate) struct Deliveries {
     batch: AtomicU64,
-    resolved: AtomicU64,
     failed: Mutex<Failed>,
 }
 
@@ -104,15 +105,10 @@ impl Deliveries {
 
     fn start(&self, batch: u64) {
         self.batch.store(batch & 0xFFFF_FFFF, Ordering::Release);
-        self.resolved.store(0, Ordering::Release);
         *self
             .failed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Failed::default();
-    }
-
-    fn resolved(&self) -> u64 {
-        self.resolved.load(Ordering::Acquire)
     }
 
     /// (failures, first error, indices refused as too large)
@@ -152,7 +148,6 @@ impl ProducerContext for Deliveries {
                 )
             });
         }
-        self.resolved.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -228,21 +223,21 @@ pub(crate) struct Txn<'p> {
 }
 
 impl Txn<'_> {
-    /// Polls until the first `sent` outputs of the batch are acknowledged or failed, or
-    /// `timeout` passes. Returns the indices of outputs the broker refused as too large.
-    pub fn await_deliveries(
-        &self,
-        sent: u64,
-        timeout: Duration,
-    ) -> Result<(), (Failure, Vec<u32>)> {
+    /// Polls until every output handed to the producer is acknowledged or failed, or
+    /// `timeout` passes. On failure, also the indices of outputs the broker refused as too
+    /// large. (`flush` would do the same but waits in 100 ms slices.)
+    pub fn await_deliveries(&self, timeout: Duration) -> Result<(), (Failure, Vec<u32>)> {
         let deadline = Instant::now() + timeout;
         let tracker = self.producer.inner.context();
-        while tracker.resolved() < sent {
+        loop {
+            let pending = self.producer.inner.in_flight_count();
+            if pending <= 0 {
+                break;
+            }
             if Instant::now() >= deadline {
                 return Err((
                     Failure::Retry(format!(
-                        "{} of {sent} outputs acknowledged within {} ms",
-                        tracker.resolved(),
+                        "{pending} outputs not acknowledged within {} ms",
                         timeout.as_millis()
                     )),
                     Vec::new(),

@@ -292,3 +292,52 @@ fn sigterm_as_the_broker_dies_exits_within_the_drain_bound() {
         drop(feeder);
     });
 }
+
+/// A broker outage that outlasts `--stall-timeout-ms` turns `/readyz` to 503 with the reason;
+/// once the broker is back and a batch commits, the replica is ready again on its own.
+#[test]
+fn a_stalled_pipeline_turns_readiness_off_with_the_reason_and_heals() {
+    let broker = own_broker("kafka-stall");
+    support::with_bootstrap(&broker.bootstrap(), || {
+        let t = Topics::create("stall", 3);
+        publish_model(&t.models, &fixtures::model_version(1, 1.0));
+        let servers = broker.bootstrap();
+        let flags = [
+            "--stall-timeout-ms",
+            "2000",
+            "--transaction-timeout-ms",
+            "3000",
+        ];
+        let mut scorer = Scorer::start_with_bootstrap(&t, &support::unique("tx"), &flags, &servers);
+        scorer.wait_ready(WAIT);
+        let records = patients("stall", 12_000);
+        let feeder = support::stream(&t.patients, pairs(&records), 2_000);
+        scorer.wait_metric("scorer_records_consumed_total", "", |v| v >= 500.0, WAIT);
+        broker.kill();
+        let deadline = Instant::now() + WAIT;
+        let reason = loop {
+            let (status, body) = support::http(scorer.port, "GET", "/readyz", None).unwrap();
+            if status == 503 {
+                break body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still ready with the broker gone"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert!(reason.contains("no batch committed"), "{reason}");
+        broker.resume();
+        scorer.wait_ready(Duration::from_secs(120));
+        feeder.join().unwrap();
+        let out = read_committed(
+            &t.predictions,
+            records.len(),
+            Duration::from_secs(120),
+            SETTLE,
+        );
+        assert_exactly_once(&out, &keys(&records));
+        assert!(scorer.alive(), "{}", scorer.log_text());
+        assert!(scorer.log_text().contains("pipeline recovered"));
+    });
+}
