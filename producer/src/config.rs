@@ -1,10 +1,12 @@
 //! Command line and environment: one [`Config`] with a `send` and a `tail` subcommand, checked once
-//! by [`Config::validate`], and the one function that turns it into an rdkafka [`ClientConfig`].
+//! by [`Config::validate`], and the two client configurations (built by heart-kafka, one role
+//! each) that the subcommands use.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use heart_kafka::{ClientConfigError, LogArgs, Role, client_config};
 use rdkafka::ClientConfig;
 
 use crate::error::ConfigError;
@@ -12,21 +14,8 @@ use crate::error::ConfigError;
 /// Where `send` reads the UCI file when neither `--data` nor `HEART_DATA` is given.
 pub const DEFAULT_DATA_PATH: &str = "../shared/data/processed.cleveland.data";
 
-/// librdkafka properties this binary sets itself; `--kafka-property` may not override them
-/// because the flag named beside each one (or a guarantee of this tool) owns them.
-const MANAGED_PROPERTIES: [(&str, &str); 5] = [
-    ("bootstrap.servers", "--bootstrap-servers"),
-    ("group.id", "tail --group"),
-    (
-        "enable.idempotence",
-        "always true: send is an idempotent producer",
-    ),
-    ("acks", "always all: required by the idempotent producer"),
-    (
-        "isolation.level",
-        "always read_committed: tail only shows committed predictions",
-    ),
-];
+/// The librdkafka `client.id` of both clients.
+const CLIENT_ID: &str = "heart-producer";
 
 /// heart-risk producer: sends patient records to Kafka as Avro, and tails the predictions.
 ///
@@ -34,46 +23,24 @@ const MANAGED_PROPERTIES: [(&str, &str); 5] = [
 /// synthetic generator, and sends them to the patients topic with an idempotent producer,
 /// optionally paced (`--rate`) and mixed with malformed records (`--invalid-ratio`) to exercise the
 /// scorer's dead-letter path. `producer tail` prints the scorer's predictions as JSON lines.
+///
+/// SIGTERM or SIGINT stops either cleanly: `send` stops reading, waits for outstanding
+/// deliveries (at most `--flush-timeout-ms`), prints its report and exits 0, or 1 if any record
+/// was left unacknowledged; a second signal exits at once.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "producer", version)]
 pub struct Config {
     /// Connection to the Kafka cluster.
     #[command(flatten)]
-    pub kafka: KafkaArgs,
+    pub kafka: KafkaSettings,
 
-    /// Log filter, in tracing-subscriber EnvFilter syntax (e.g. `info`, `heart_producer=debug`).
-    #[arg(
-        long,
-        env = "PRODUCER_LOG",
-        default_value = "info",
-        global = true,
-        help_heading = "Logging (all subcommands)"
-    )]
-    pub log: String,
-
-    /// Log line format on stderr.
-    #[arg(
-        long,
-        env = "PRODUCER_LOG_FORMAT",
-        value_enum,
-        default_value_t = LogFormat::Text,
-        global = true,
-        help_heading = "Logging (all subcommands)"
-    )]
-    pub log_format: LogFormat,
+    /// Logging (the level comes from RUST_LOG).
+    #[command(flatten, next_help_heading = "Logging (all subcommands)")]
+    pub log: LogArgs,
 
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// The subcommands.
@@ -85,55 +52,14 @@ pub enum Command {
     Tail(TailArgs),
 }
 
-/// Kafka connection settings, shared by `send` and `tail` (and, by name, by every heart-risk binary).
+/// Kafka settings of `send` and `tail`: the connection flags every heart-risk binary shares,
+/// plus this binary's connect bound.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Kafka connection (all subcommands)")]
-pub struct KafkaArgs {
-    /// Kafka bootstrap servers, comma-separated host:port.
-    #[arg(
-        long,
-        env = "KAFKA_BOOTSTRAP_SERVERS",
-        default_value = "127.0.0.1:9092",
-        global = true
-    )]
-    pub bootstrap_servers: String,
-
-    /// Extra librdkafka property as key=value (repeatable; env: comma-separated list), e.g.
-    /// `compression.type=lz4`. A value may contain commas (`debug=eos,msg`) as long as the pieces
-    /// after a comma contain no `=`.
-    #[arg(
-        long = "kafka-property",
-        env = "KAFKA_PROPERTIES",
-        value_name = "KEY=VALUE",
-        value_delimiter = ',',
-        global = true
-    )]
-    pub properties: Vec<String>,
-
-    /// librdkafka security.protocol (plaintext, ssl, sasl_plaintext, sasl_ssl).
-    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL", global = true)]
-    pub security_protocol: Option<String>,
-
-    /// librdkafka sasl.mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
-    #[arg(long, env = "KAFKA_SASL_MECHANISM", global = true)]
-    pub sasl_mechanism: Option<String>,
-
-    /// SASL user name.
-    #[arg(long, env = "KAFKA_SASL_USERNAME", global = true)]
-    pub sasl_username: Option<String>,
-
-    /// SASL password (its environment value is never shown in --help).
-    #[arg(
-        long,
-        env = "KAFKA_SASL_PASSWORD",
-        hide_env_values = true,
-        global = true
-    )]
-    pub sasl_password: Option<String>,
-
-    /// CA certificate file used to verify the brokers (ssl.ca.location).
-    #[arg(long, env = "KAFKA_SSL_CA_LOCATION", global = true)]
-    pub ssl_ca_location: Option<PathBuf>,
+pub struct KafkaSettings {
+    /// Bootstrap servers, security and extra librdkafka properties.
+    #[command(flatten)]
+    pub connection: heart_kafka::KafkaArgs,
 
     /// How long to wait for the broker to answer the first metadata request before giving up.
     #[arg(
@@ -143,6 +69,13 @@ pub struct KafkaArgs {
         global = true
     )]
     pub connect_timeout_ms: u64,
+}
+
+impl KafkaSettings {
+    /// The bound on the first metadata request.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
 }
 
 /// Where `send` takes its patients from.
@@ -205,7 +138,7 @@ pub struct SendArgs {
     pub count: Option<u64>,
 
     /// Repeat a file source: pass 2 onwards gets new ids (`<id>~2`, `<id>~3`, …). Without --count
-    /// it runs until Ctrl-C. For load tests.
+    /// it runs until SIGTERM or Ctrl-C. For load tests.
     #[arg(long = "loop", env = "PRODUCER_LOOP")]
     pub repeat: bool,
 
@@ -236,6 +169,12 @@ pub struct SendArgs {
     #[arg(long, env = "PRODUCER_DELIVERY_TIMEOUT_MS", default_value_t = 30_000)]
     pub delivery_timeout_ms: u64,
 
+    /// On SIGTERM/SIGINT: how long to wait for the deliveries still outstanding before reporting
+    /// the rest as unacknowledged (exit code 1). The process ends within this plus 2 s whatever
+    /// the broker does; a second signal ends it at once.
+    #[arg(long, env = "PRODUCER_FLUSH_TIMEOUT_MS", default_value_t = 10_000)]
+    pub flush_timeout_ms: u64,
+
     /// Also write the final report as JSON to this file.
     #[arg(long, env = "PRODUCER_SUMMARY_JSON", value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
@@ -262,6 +201,32 @@ impl SendArgs {
         self.id_prefix
             .as_deref()
             .unwrap_or_else(|| self.source.default_id_prefix())
+    }
+
+    /// The bound on waiting for outstanding deliveries after a shutdown request.
+    pub fn flush_timeout(&self) -> Duration {
+        Duration::from_millis(self.flush_timeout_ms)
+    }
+
+    /// The idempotent producer's configuration. `--linger-ms` and `--delivery-timeout-ms` are
+    /// defaults here, so a `--kafka-property` for the same key wins.
+    ///
+    /// # Errors
+    /// [`ClientConfigError`] for a malformed `--kafka-property` or one setting a key the
+    /// idempotent producer owns (`enable.idempotence`, `acks`, the connection keys).
+    pub fn producer_config(
+        &self,
+        kafka: &KafkaSettings,
+    ) -> Result<ClientConfig, ClientConfigError> {
+        client_config(
+            &kafka.connection,
+            CLIENT_ID,
+            Role::IdempotentProducer,
+            &[
+                ("linger.ms", self.linger_ms.to_string()),
+                ("message.timeout.ms", self.delivery_timeout_ms.to_string()),
+            ],
+        )
     }
 }
 
@@ -311,131 +276,32 @@ pub struct TailArgs {
     pub dead_letter_topic: String,
 }
 
-/// Which client [`client_config`] is for, with the settings only that client has.
-#[derive(Debug, Clone, Copy)]
-pub enum Role<'a> {
-    /// The idempotent producer of `send`.
-    Producer {
-        /// linger.ms.
-        linger_ms: u64,
-        /// message.timeout.ms.
-        delivery_timeout_ms: u64,
-    },
-    /// The read-committed consumer of `tail`.
-    Consumer {
-        /// group.id.
-        group_id: &'a str,
-        /// Whether reading resumes at (and commits to) the group's offsets.
-        commit: bool,
-    },
-}
+/// `tail` is the reference client for end-to-end latency (event time → prediction visible to a
+/// read_committed consumer), so its fetches return as soon as anything is there rather than
+/// after librdkafka's 500 ms `fetch.wait.max.ms`. `--kafka-property` overrides these.
+const TAIL_TUNING: [(&str, &str); 2] = [("fetch.wait.max.ms", "5"), ("fetch.min.bytes", "1")];
 
-/// Builds the rdkafka client configuration: the one place where properties are set.
-///
-/// Order matters: connection and security first, role settings next, then `--kafka-property`
-/// pairs, which [`Config::validate`] has checked do not touch the managed properties.
-pub fn client_config(kafka: &KafkaArgs, role: Role<'_>) -> ClientConfig {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", &kafka.bootstrap_servers)
-        .set("client.id", "heart-producer");
-    let security = [
-        ("security.protocol", kafka.security_protocol.as_deref()),
-        ("sasl.mechanism", kafka.sasl_mechanism.as_deref()),
-        ("sasl.username", kafka.sasl_username.as_deref()),
-        ("sasl.password", kafka.sasl_password.as_deref()),
-    ];
-    for (key, value) in security {
-        if let Some(value) = value {
-            cfg.set(key, value);
-        }
-    }
-    if let Some(ca) = &kafka.ssl_ca_location {
-        cfg.set("ssl.ca.location", ca.to_string_lossy());
-    }
-    match role {
-        Role::Producer {
-            linger_ms,
-            delivery_timeout_ms,
-        } => {
-            // Idempotence makes librdkafka's internal retries exactly-once per partition and in
-            // order; it requires acks=all and at most 5 in-flight requests per connection.
-            cfg.set("enable.idempotence", "true")
-                .set("acks", "all")
-                .set("max.in.flight.requests.per.connection", "5")
-                .set("linger.ms", linger_ms.to_string())
-                .set("message.timeout.ms", delivery_timeout_ms.to_string())
-                // Hash keys like the Java client, so a patient lands on the same partition
-                // whichever client sent it.
-                .set("partitioner", "murmur2_random");
-        }
-        Role::Consumer { group_id, commit } => {
-            cfg.set("group.id", group_id)
-                .set("isolation.level", "read_committed")
-                .set("enable.auto.commit", commit.to_string())
-                .set("enable.partition.eof", "false")
-                .set("auto.offset.reset", "earliest");
-        }
-    }
-    // Config::validate has rejected malformed pairs; any left are skipped, not guessed at.
-    for (key, value) in kafka.property_pairs().unwrap_or_default() {
-        cfg.set(key, value);
-    }
-    cfg
-}
-
-impl KafkaArgs {
-    /// `--kafka-property` as key/value pairs. Splitting on commas (for the environment variable)
-    /// also splits values like `debug=eos,msg`, so a piece without `=` continues the previous
-    /// value.
+impl TailArgs {
+    /// The read_committed consumer's configuration, as a member of `group_id`: it commits only
+    /// with an explicit `--group`, so a default run leaves nothing behind.
     ///
     /// # Errors
-    /// [`ConfigError::Property`] for a first piece without `=` or an empty key.
-    pub fn property_pairs(&self) -> Result<Vec<(String, String)>, ConfigError> {
-        let mut pairs: Vec<(String, String)> = Vec::new();
-        for piece in &self.properties {
-            match (piece.split_once('='), pairs.last_mut()) {
-                (Some((key, value)), _) if !key.trim().is_empty() => {
-                    pairs.push((key.trim().to_owned(), value.trim().to_owned()));
-                }
-                (None, Some((_, value))) => {
-                    value.push(',');
-                    value.push_str(piece.trim());
-                }
-                _ => {
-                    return Err(ConfigError::Property {
-                        piece: piece.clone(),
-                    });
-                }
-            }
-        }
-        Ok(pairs)
-    }
-
-    /// The bound on the first metadata request.
-    pub fn connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.connect_timeout_ms)
-    }
-
-    /// The settings worth logging at startup: no credentials.
-    pub fn redacted(&self) -> String {
-        let keys: Vec<String> = self
-            .property_pairs()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        format!(
-            "bootstrap.servers={} security.protocol={} sasl.mechanism={} sasl.username={} sasl.password={} extra={:?}",
-            self.bootstrap_servers,
-            self.security_protocol.as_deref().unwrap_or("plaintext"),
-            self.sasl_mechanism.as_deref().unwrap_or("-"),
-            self.sasl_username.as_deref().unwrap_or("-"),
-            if self.sasl_password.is_some() {
-                "<set>"
-            } else {
-                "-"
+    /// [`ClientConfigError`] for a malformed `--kafka-property` or one setting a key the follower
+    /// owns (`group.id`, `enable.auto.commit`, `isolation.level`, the connection keys).
+    pub fn consumer_config(
+        &self,
+        kafka: &KafkaSettings,
+        group_id: &str,
+    ) -> Result<ClientConfig, ClientConfigError> {
+        let tuning = TAIL_TUNING.map(|(key, value)| (key, value.to_owned()));
+        client_config(
+            &kafka.connection,
+            CLIENT_ID,
+            Role::Follower {
+                group_id,
+                commit: self.group.is_some(),
             },
-            keys,
+            &tuning,
         )
     }
 }
@@ -446,14 +312,6 @@ impl Config {
     /// # Errors
     /// The first [`ConfigError`] found.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (key, _) in self.kafka.property_pairs()? {
-            if let Some((_, owner)) = MANAGED_PROPERTIES.iter().find(|(k, _)| *k == key) {
-                return Err(ConfigError::ManagedProperty {
-                    key: key.clone(),
-                    owner,
-                });
-            }
-        }
         if self.kafka.connect_timeout_ms == 0 {
             return Err(ConfigError::ZeroConnectTimeout);
         }
@@ -470,15 +328,20 @@ impl Config {
                 if args.max_in_flight == 0 {
                     return Err(ConfigError::ZeroInFlight);
                 }
+                if args.flush_timeout_ms == 0 {
+                    return Err(ConfigError::ZeroFlushTimeout);
+                }
                 if args.repeat && args.source == SourceKind::Synthetic {
                     return Err(ConfigError::LoopSynthetic);
                 }
                 args.data_path()?;
+                args.producer_config(&self.kafka)?;
             }
             Command::Tail(args) => {
                 if args.timeout_s == Some(0) {
                     return Err(ConfigError::ZeroTimeout);
                 }
+                args.consumer_config(&self.kafka, "heart-tail")?;
             }
         }
         Ok(())
@@ -493,6 +356,20 @@ mod tests {
         Config::try_parse_from(std::iter::once("producer").chain(args.iter().copied())).unwrap()
     }
 
+    fn send_args(config: &Config) -> &SendArgs {
+        match &config.command {
+            Command::Send(args) => args,
+            Command::Tail(_) => panic!("not send"),
+        }
+    }
+
+    fn tail_args(config: &Config) -> &TailArgs {
+        match &config.command {
+            Command::Tail(args) => args,
+            Command::Send(_) => panic!("not tail"),
+        }
+    }
+
     #[test]
     fn clap_definition_is_consistent() {
         use clap::CommandFactory;
@@ -503,9 +380,7 @@ mod tests {
     fn defaults_send_the_uci_file_to_patients() {
         let config = parse(&["send"]);
         config.validate().unwrap();
-        let Command::Send(args) = &config.command else {
-            panic!("not send")
-        };
+        let args = send_args(&config);
         assert_eq!(args.topic, "patients");
         assert_eq!(args.source, SourceKind::Uci);
         assert_eq!(
@@ -513,65 +388,104 @@ mod tests {
             Some(PathBuf::from(DEFAULT_DATA_PATH))
         );
         assert_eq!(args.id_prefix(), "cleveland-");
-        assert_eq!(config.kafka.bootstrap_servers, "127.0.0.1:9092");
+        assert_eq!(args.flush_timeout(), Duration::from_secs(10));
+        assert_eq!(config.kafka.connection.bootstrap_servers, "127.0.0.1:9092");
     }
 
     #[test]
-    fn producer_config_is_idempotent_with_acks_all() {
-        let config = parse(&["send", "--kafka-property", "linger.ms=50"]);
-        let cfg = client_config(
-            &config.kafka,
-            Role::Producer {
-                linger_ms: 5,
-                delivery_timeout_ms: 1000,
-            },
-        );
+    fn producer_config_is_idempotent_with_acks_all_and_properties_win_over_flags() {
+        let config = parse(&[
+            "send",
+            "--delivery-timeout-ms",
+            "1000",
+            "--kafka-property",
+            "linger.ms=50",
+        ]);
+        let cfg = send_args(&config).producer_config(&config.kafka).unwrap();
         assert_eq!(cfg.get("enable.idempotence"), Some("true"));
         assert_eq!(cfg.get("acks"), Some("all"));
-        // Pass-through properties come last and win over the role's tuning defaults.
+        assert_eq!(cfg.get("message.timeout.ms"), Some("1000"));
+        // A property overrides the flag-backed tuning default.
         assert_eq!(cfg.get("linger.ms"), Some("50"));
     }
 
     #[test]
-    fn consumer_config_reads_committed_only() {
+    fn tail_reads_committed_only_with_low_latency_fetches_the_user_may_override() {
         let config = parse(&["tail", "--security-protocol", "sasl_ssl"]);
-        let cfg = client_config(
-            &config.kafka,
-            Role::Consumer {
-                group_id: "g",
-                commit: false,
-            },
-        );
+        let cfg = tail_args(&config)
+            .consumer_config(&config.kafka, "g")
+            .unwrap();
         assert_eq!(cfg.get("isolation.level"), Some("read_committed"));
         assert_eq!(cfg.get("group.id"), Some("g"));
+        assert_eq!(cfg.get("enable.auto.commit"), Some("false"));
         assert_eq!(cfg.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(cfg.get("fetch.wait.max.ms"), Some("5"));
+        assert_eq!(cfg.get("fetch.min.bytes"), Some("1"));
+
+        let config = parse(&[
+            "tail",
+            "--group",
+            "mine",
+            "--kafka-property",
+            "fetch.wait.max.ms=100",
+        ]);
+        let cfg = tail_args(&config)
+            .consumer_config(&config.kafka, "mine")
+            .unwrap();
+        assert_eq!(cfg.get("fetch.wait.max.ms"), Some("100"));
+        assert_eq!(cfg.get("enable.auto.commit"), Some("true"));
     }
 
     #[test]
-    fn property_list_splits_on_commas_and_keeps_commas_inside_values() {
+    fn properties_pass_through_keeping_commas_inside_values() {
         let config = parse(&[
             "--kafka-property",
-            "a=1,b=x=y,debug=eos,msg",
+            "compression.type=lz4,debug=eos,msg",
             "--kafka-property",
-            "c=",
+            "socket.keepalive.enable=true",
             "send",
         ]);
-        assert_eq!(
-            config.kafka.property_pairs().unwrap(),
-            [("a", "1"), ("b", "x=y"), ("debug", "eos,msg"), ("c", "")]
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        );
+        config.validate().unwrap();
+        let cfg = send_args(&config).producer_config(&config.kafka).unwrap();
+        assert_eq!(cfg.get("compression.type"), Some("lz4"));
+        assert_eq!(cfg.get("debug"), Some("eos,msg"));
+        assert_eq!(cfg.get("socket.keepalive.enable"), Some("true"));
         let bad = parse(&["--kafka-property", "novalue", "send"]);
-        assert!(matches!(bad.validate(), Err(ConfigError::Property { .. })));
+        assert!(matches!(
+            bad.validate(),
+            Err(ConfigError::Kafka(ClientConfigError::Property(_)))
+        ));
     }
 
     #[test]
-    fn managed_properties_cannot_be_overridden() {
-        let config = parse(&["send", "--kafka-property", "enable.idempotence=false"]);
-        assert!(matches!(
-            config.validate(),
-            Err(ConfigError::ManagedProperty { ref key, .. }) if key == "enable.idempotence"
-        ));
+    fn owned_properties_are_refused_at_validation_naming_the_key() {
+        for (args, key) in [
+            (
+                &["send", "--kafka-property", "enable.idempotence=false"][..],
+                "enable.idempotence",
+            ),
+            (&["send", "--kafka-property", "acks=1"], "acks"),
+            (
+                &["send", "--kafka-property", "bootstrap.servers=x:1"],
+                "bootstrap.servers",
+            ),
+            (
+                &[
+                    "tail",
+                    "--kafka-property",
+                    "isolation.level=read_uncommitted",
+                ],
+                "isolation.level",
+            ),
+            (&["tail", "--kafka-property", "group.id=other"], "group.id"),
+        ] {
+            let err = parse(args).validate().unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Kafka(ClientConfigError::Owned { key: k, .. }) if k == key),
+                "{args:?}: {err}"
+            );
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 
     #[test]
@@ -582,7 +496,9 @@ mod tests {
             &["send", "--rate=-1"],
             &["send", "--rate", "NaN"],
             &["send", "--max-in-flight", "0"],
+            &["send", "--flush-timeout-ms", "0"],
             &["send", "--source", "synthetic", "--loop"],
+            &["--connect-timeout-ms", "0", "tail"],
             &["tail", "--timeout-s", "0"],
         ] {
             assert!(parse(args).validate().is_err(), "{args:?}");
@@ -599,13 +515,5 @@ mod tests {
         parse(&["send", "--source", "jsonl", "--data", "x.jsonl"])
             .validate()
             .unwrap();
-    }
-
-    #[test]
-    fn redacted_summary_hides_the_password() {
-        let config = parse(&["--sasl-password", "hunter2", "send"]);
-        let text = config.kafka.redacted();
-        assert!(!text.contains("hunter2"));
-        assert!(text.contains("sasl.password=<set>"));
     }
 }

@@ -11,20 +11,10 @@ use crate::config::SourceKind;
 /// A configuration that parsed but cannot be used.
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    /// A `--kafka-property` tries to set a property this tool owns.
-    #[error("--kafka-property {key} is not allowed: it is set by {owner}")]
-    ManagedProperty {
-        /// The property.
-        key: String,
-        /// Who sets it instead.
-        owner: &'static str,
-    },
-    /// A `--kafka-property` piece that is not key=value.
-    #[error("--kafka-property expects key=value, got {piece:?}")]
-    Property {
-        /// The offending piece.
-        piece: String,
-    },
+    /// A Kafka client cannot be configured as asked: a malformed `--kafka-property`, or one that
+    /// sets a key the client owns.
+    #[error(transparent)]
+    Kafka(#[from] heart_kafka::ClientConfigError),
     /// `--rate` is negative or not a number.
     #[error("--rate must be a finite number >= 0 (0 = unpaced), got {rate}")]
     Rate {
@@ -40,6 +30,9 @@ pub enum ConfigError {
     /// `--max-in-flight 0` would never send.
     #[error("--max-in-flight must be at least 1")]
     ZeroInFlight,
+    /// `--flush-timeout-ms 0` would report every outstanding record as unacknowledged.
+    #[error("--flush-timeout-ms must be at least 1")]
+    ZeroFlushTimeout,
     /// `--connect-timeout-ms 0`.
     #[error("--connect-timeout-ms must be at least 1")]
     ZeroConnectTimeout,
@@ -192,6 +185,9 @@ pub enum SendError {
 /// Why `tail` failed.
 #[derive(Debug, Error)]
 pub enum TailError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The consumer could not be created or assigned.
     #[error("cannot set up the Kafka consumer")]
     Consumer(#[source] KafkaError),

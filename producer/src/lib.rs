@@ -7,13 +7,15 @@
 //! ```
 //!
 //! # Layout
-//! - [`config`]: the command line ([`Config`]), its validation, and [`client_config`], the one
-//!   place where librdkafka properties are set.
+//! - [`config`]: the command line ([`Config`]), its validation, and the two client configurations,
+//!   built by heart-kafka's `client_config` (an idempotent producer for `send`, a read_committed
+//!   follower for `tail`).
 //! - `source/`: where patients come from: `uci`, `csv`, `jsonl` files and the seeded `synthetic`
 //!   generator.
 //! - `invalid`: malformed records for the dead-letter path, and the [`Reason`] each should get.
 //! - `rate`: the drift-free pacer behind `--rate`.
-//! - `send`: the idempotent producer loop and its report ([`SendSummary`]).
+//! - `send`: the idempotent producer loop, its bounded flush on shutdown, and its report
+//!   ([`SendSummary`]).
 //! - `tail`: the read-committed consumer of predictions and its summary ([`TailSummary`]).
 //! - `stats`: latency percentiles.
 //! - [`error`]: one error enum per operation.
@@ -29,7 +31,7 @@ mod source;
 mod stats;
 mod tail;
 
-pub use config::{Config, Role, client_config};
+pub use config::Config;
 pub use error::Error;
 pub use invalid::InvalidKind;
 pub use send::SendSummary;
@@ -40,20 +42,21 @@ use tokio_util::sync::CancellationToken;
 /// What a run did.
 #[derive(Debug)]
 pub enum Outcome {
-    /// `send` finished; failed deliveries are counted, not errors.
+    /// `send` finished; failed and unacknowledged deliveries are counted, not errors.
     Sent(SendSummary),
     /// `tail` finished.
     Tailed(TailSummary),
 }
 
-/// Validates the configuration and runs its subcommand until done or `shutdown` is cancelled.
+/// Validates the configuration and runs its subcommand until done or `shutdown` is cancelled
+/// (`send` then flushes within `--flush-timeout-ms`; both still return their summary).
 ///
 /// # Errors
 /// An invalid configuration, or whatever [`error::SendError`] / [`error::TailError`] stopped the
 /// subcommand.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Outcome, Error> {
     config.validate()?;
-    tracing::info!(kafka = %config.kafka.redacted(), "starting");
+    tracing::info!(kafka = %config.kafka.connection.redacted(), "starting");
     match &config.command {
         config::Command::Send(args) => Ok(Outcome::Sent(
             send::run(&config.kafka, args, shutdown).await?,

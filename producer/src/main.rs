@@ -1,19 +1,24 @@
-//! `producer`: parse the command line, set up logging and Ctrl-C, run, and map the result to an
-//! exit code.
+//! `producer`: parse the command line, set up logging and SIGTERM/SIGINT, run, and map the result
+//! to an exit code.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use heart_producer::config::LogFormat;
+use heart_kafka::{signals, telemetry};
+use heart_producer::config::Command;
 use heart_producer::{Config, Outcome};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
+
+/// What the process may take beyond its own shutdown bound (`send`: the flush) to exit after a
+/// signal: printing the report, closing the clients.
+const EXIT_MARGIN: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
     let config = Config::parse();
-    if let Err(err) = init_tracing(&config) {
-        eprintln!("error: {err:#}");
+    if let Err(err) = telemetry::init(&config.log, "info,librdkafka=warn,rdkafka=warn") {
+        eprintln!("producer: {err}");
         return ExitCode::FAILURE;
     }
     match run(config) {
@@ -30,41 +35,35 @@ fn run(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async {
+    // After a first signal the process ends within this, whatever the broker does.
+    let bound = match &config.command {
+        Command::Send(args) => args.flush_timeout() + EXIT_MARGIN,
+        Command::Tail(_) => EXIT_MARGIN,
+    };
+    let outcome = runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        let trigger = shutdown.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::info!("ctrl-c: stopping");
-                trigger.cancel();
-            }
-        });
-        match heart_producer::run(config, shutdown)
+        tokio::spawn(signals::watch(shutdown.clone(), Some(bound)));
+        heart_producer::run(config, shutdown)
             .await
-            .context("producer failed")?
-        {
-            Outcome::Sent(summary) if summary.failed > 0 => bail!(
-                "{} of {} deliveries failed (by code: {:?})",
-                summary.failed,
-                summary.attempted,
-                summary.failures
-            ),
-            Outcome::Sent(_) | Outcome::Tailed(_) => Ok(()),
-        }
-    })
-}
-
-fn init_tracing(config: &Config) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&config.log)
-        .with_context(|| format!("parsing --log {:?}", config.log))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match config.log_format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+            .context("producer failed")
+    })?;
+    // A metadata request still blocking a thread (no broker) must not hold up the exit.
+    runtime.shutdown_timeout(EXIT_MARGIN);
+    match outcome {
+        Outcome::Sent(summary) if summary.unacknowledged > 0 => bail!(
+            "{} of {} records were not acknowledged within --flush-timeout-ms after the shutdown \
+             request; they may or may not be on {} ({} failed)",
+            summary.unacknowledged,
+            summary.attempted,
+            summary.topic,
+            summary.failed
+        ),
+        Outcome::Sent(summary) if summary.failed > 0 => bail!(
+            "{} of {} deliveries failed (by code: {:?})",
+            summary.failed,
+            summary.attempted,
+            summary.failures
+        ),
+        Outcome::Sent(_) | Outcome::Tailed(_) => Ok(()),
     }
-    .map_err(|e| anyhow::anyhow!(e))
-    .context("installing the log subscriber")
 }

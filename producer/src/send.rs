@@ -3,9 +3,15 @@
 //!
 //! We use [`FutureProducer`] with a [`JoinSet`] of delivery futures capped at `--max-in-flight`,
 //! rather than a `BaseProducer` polled by hand: each record's acknowledgement arrives as a future
-//! we can time (the ack latency), the pacer and Ctrl-C fit in one `select!`, and the cap bounds
-//! memory and queueing delay. librdkafka still batches underneath (`linger.ms`), so throughput is
-//! the same; the cost is one small task per record.
+//! we can time (the ack latency), the pacer and the shutdown token fit in one `select!`, and the
+//! cap bounds memory and queueing delay. librdkafka still batches underneath (`linger.ms`), so
+//! throughput is the same; the cost is one small task per record.
+//!
+//! Shutdown (SIGTERM/SIGINT cancel the token): reading the source stops at once, wherever the
+//! loop is waiting (pacer, in-flight cap, full queue); the deliveries already handed to
+//! librdkafka then get `--flush-timeout-ms` to resolve, and any still outstanding are reported as
+//! unacknowledged rather than waited for. In a container the producer is PID 1, which the kernel
+//! never terminates on an unhandled SIGTERM, so this is what `docker stop` relies on.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,8 +28,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, instrument, warn};
 
-use crate::config::{KafkaArgs, Role, SendArgs, client_config};
-use crate::error::SendError;
+use crate::config::{KafkaSettings, SendArgs};
+use crate::error::{ConfigError, SendError};
 use crate::invalid::{InvalidKind, InvalidMix};
 use crate::rate::Pacer;
 use crate::source::Source;
@@ -43,6 +49,9 @@ pub struct SendSummary {
     pub sent: u64,
     /// Messages whose delivery failed.
     pub failed: u64,
+    /// Messages still awaiting their acknowledgement when `--flush-timeout-ms` ran out after a
+    /// shutdown request: they may or may not be on the topic.
+    pub unacknowledged: u64,
     /// Malformed messages among the attempted, by kind (every kind listed).
     pub invalid: BTreeMap<InvalidKind, u64>,
     /// Failed deliveries by librdkafka error code.
@@ -53,15 +62,20 @@ pub struct SendSummary {
     pub records_per_s: f64,
     /// Time from handing a message to the producer to its acknowledgement.
     pub ack_latency_ms: Option<LatencySummary>,
-    /// Whether Ctrl-C stopped sending early.
+    /// Whether SIGTERM/SIGINT ended the run before the source or the acknowledgements did.
     pub interrupted: bool,
 }
 
 impl fmt::Display for SendSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unacknowledged = if self.unacknowledged > 0 {
+            format!(", {} unacknowledged", self.unacknowledged)
+        } else {
+            String::new()
+        };
         writeln!(
             f,
-            "sent {} of {} messages to {} ({} failed) in {:.2} s: {:.0} records/s{}",
+            "sent {} of {} messages to {} ({} failed{unacknowledged}) in {:.2} s: {:.0} records/s{}",
             self.sent,
             self.attempted,
             self.topic,
@@ -183,7 +197,8 @@ impl Tally {
         }
     }
 
-    fn summary(self, topic: &str, interrupted: bool) -> SendSummary {
+    /// The report; `unacknowledged` deliveries were still outstanding at the end.
+    fn summary(self, topic: &str, unacknowledged: u64, interrupted: bool) -> SendSummary {
         let elapsed_s = match (self.first_send, self.last_ack) {
             (Some(first), Some(last)) => last.saturating_duration_since(first).as_secs_f64(),
             _ => 0.0,
@@ -193,6 +208,7 @@ impl Tally {
             attempted: self.attempted,
             sent: self.sent,
             failed: self.failed,
+            unacknowledged,
             invalid: self.invalid,
             failures: self.failures,
             elapsed_s,
@@ -211,29 +227,32 @@ struct Outgoing {
 }
 
 /// Sends every record of the source, then waits for all acknowledgements and prints the report.
+/// A cancelled `shutdown` stops sending and bounds that wait by `--flush-timeout-ms`.
 ///
-/// Returns the summary even when deliveries failed; the caller decides the exit code.
+/// Returns the summary even when deliveries failed or were left unacknowledged; the caller
+/// decides the exit code.
 ///
 /// # Errors
 /// A bad source, no broker, a topic that does not exist, a message librdkafka refuses outright,
 /// a fatal producer error, or a summary file that cannot be written.
 #[instrument(skip_all, fields(topic = %args.topic, source = %args.source))]
 pub(crate) async fn run(
-    kafka: &KafkaArgs,
+    kafka: &KafkaSettings,
     args: &SendArgs,
     shutdown: CancellationToken,
 ) -> Result<SendSummary, SendError> {
     let mut source = Source::open(args)?;
-    let producer: FutureProducer = client_config(
-        kafka,
-        Role::Producer {
-            linger_ms: args.linger_ms,
-            delivery_timeout_ms: args.delivery_timeout_ms,
-        },
-    )
-    .create()
-    .map_err(SendError::Create)?;
-    check_topic(&producer, kafka, &args.topic).await?;
+    let producer: FutureProducer = args
+        .producer_config(kafka)
+        .map_err(ConfigError::from)?
+        .create()
+        .map_err(SendError::Create)?;
+    tokio::select! {
+        biased;
+        // Nothing sent yet: the loop below ends at once and reports that.
+        () = shutdown.cancelled() => {}
+        checked = check_topic(&producer, kafka, &args.topic) => checked?,
+    }
     info!(
         count = ?source.len_hint(),
         rate = args.rate,
@@ -249,15 +268,11 @@ pub(crate) async fn run(
     let mut tally = Tally::new();
     let mut next_log = Instant::now() + LOG_INTERVAL;
     let mut pending = source.next();
-    let mut interrupted = false;
 
-    while let Some(row) = &pending {
+    'send: while let Some(row) = &pending {
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => {
-                interrupted = true;
-                break;
-            }
+            () = shutdown.cancelled() => break,
             () = pacer.tick() => {}
         }
         let message = match mix.maybe_next(&row.record)? {
@@ -278,17 +293,25 @@ pub(crate) async fn run(
             }
         };
         while in_flight.len() >= args.max_in_flight {
-            settle_one(&mut in_flight, &mut tally, &producer, &progress).await?;
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break 'send,
+                settled = settle_one(&mut in_flight, &mut tally, &producer, &progress) => settled?,
+            }
         }
-        enqueue(
+        let queued = enqueue(
             &producer,
             &args.topic,
             message,
             &mut in_flight,
             &mut tally,
             &progress,
+            &shutdown,
         )
         .await?;
+        if !queued {
+            break;
+        }
         while let Some(done) = in_flight.try_join_next() {
             settle(done, &mut tally, &producer, &progress)?;
         }
@@ -302,22 +325,55 @@ pub(crate) async fn run(
             );
         }
     }
-    if interrupted {
+
+    // Every delivery resolves within message.timeout.ms, so without a shutdown request this
+    // ends; after one, what is still outstanding at the flush bound is reported, not awaited.
+    let flush_from = |in_flight: &JoinSet<Delivered>| {
         info!(
             in_flight = in_flight.len(),
-            "interrupted: waiting for outstanding deliveries"
+            flush_timeout_ms = args.flush_timeout_ms,
+            "shutdown requested; flushing outstanding deliveries"
+        );
+        Instant::now() + args.flush_timeout()
+    };
+    let mut flush_deadline = shutdown.is_cancelled().then(|| flush_from(&in_flight));
+    while !in_flight.is_empty() {
+        match flush_deadline {
+            None => tokio::select! {
+                biased;
+                () = shutdown.cancelled() => flush_deadline = Some(flush_from(&in_flight)),
+                settled = settle_one(&mut in_flight, &mut tally, &producer, &progress) => settled?,
+            },
+            Some(deadline) => {
+                let settled = tokio::time::timeout_at(
+                    deadline,
+                    settle_one(&mut in_flight, &mut tally, &producer, &progress),
+                )
+                .await;
+                match settled {
+                    Ok(settled) => settled?,
+                    Err(_elapsed) => break,
+                }
+            }
+        }
+    }
+    let unacknowledged = u64::try_from(in_flight.len()).unwrap_or(u64::MAX);
+    if unacknowledged > 0 {
+        warn!(
+            unacknowledged,
+            flush_timeout_ms = args.flush_timeout_ms,
+            "deliveries still unacknowledged at the flush bound"
         );
     }
-    // Every delivery resolves within message.timeout.ms, so this ends.
-    while !in_flight.is_empty() {
-        settle_one(&mut in_flight, &mut tally, &producer, &progress).await?;
-    }
+    in_flight.abort_all();
     progress.finish_and_clear();
 
-    let summary = tally.summary(&args.topic, interrupted);
+    let summary = tally.summary(&args.topic, unacknowledged, flush_deadline.is_some());
     info!(
         sent = summary.sent,
         failed = summary.failed,
+        unacknowledged = summary.unacknowledged,
+        interrupted = summary.interrupted,
         elapsed_ms = (summary.elapsed_s * 1000.0).round(),
         "done"
     );
@@ -328,7 +384,8 @@ pub(crate) async fn run(
     Ok(summary)
 }
 
-/// Hands one message to librdkafka, retrying while its queue is full.
+/// Hands one message to librdkafka, waiting while its queue is full. `Ok(false)`: `shutdown`
+/// was cancelled while waiting, and the message was not sent.
 async fn enqueue(
     producer: &FutureProducer,
     topic: &str,
@@ -336,7 +393,8 @@ async fn enqueue(
     in_flight: &mut JoinSet<Delivered>,
     tally: &mut Tally,
     progress: &ProgressBar,
-) -> Result<(), SendError> {
+    shutdown: &CancellationToken,
+) -> Result<bool, SendError> {
     let mut record = FutureRecord::to(topic)
         .key(message.key.as_bytes())
         .payload(message.value.as_slice());
@@ -346,10 +404,18 @@ async fn enqueue(
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 // The local queue drains as the broker acknowledges: wait for one, then retry.
                 record = back;
-                if in_flight.is_empty() {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                } else {
-                    settle_one(in_flight, tally, producer, progress).await?;
+                let room = async {
+                    if in_flight.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        Ok(())
+                    } else {
+                        settle_one(in_flight, tally, producer, progress).await
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => return Ok(false),
+                    made = room => made?,
                 }
             }
             Err((source, _)) => {
@@ -375,7 +441,7 @@ async fn enqueue(
             at,
         }
     });
-    Ok(())
+    Ok(true)
 }
 
 /// Waits for the next delivery to resolve and records it.
@@ -423,7 +489,7 @@ fn settle(
 /// Fails fast when the broker does not answer or the topic is missing.
 async fn check_topic(
     producer: &FutureProducer,
-    kafka: &KafkaArgs,
+    kafka: &KafkaSettings,
     topic: &str,
 ) -> Result<(), SendError> {
     let timeout = kafka.connect_timeout();
@@ -448,7 +514,7 @@ async fn check_topic(
             topic: topic.to_owned(),
         }),
         Err(source) => Err(SendError::Connect {
-            bootstrap: kafka.bootstrap_servers.clone(),
+            bootstrap: kafka.connection.bootstrap_servers.clone(),
             timeout_ms: kafka.connect_timeout_ms,
             source,
         }),
@@ -527,7 +593,7 @@ mod tests {
             failure.map(|f| f.code()).as_deref(),
             Some("MessageTimedOut")
         );
-        let s = tally.summary("patients", false);
+        let s = tally.summary("patients", 0, false);
         assert_eq!((s.attempted, s.sent, s.failed), (3, 2, 1));
         assert_eq!(s.invalid[&InvalidKind::EmptyValue], 1);
         assert_eq!(s.invalid[&InvalidKind::NotAvro], 0);
@@ -543,7 +609,7 @@ mod tests {
         let t0 = Instant::now();
         tally.enqueued(Some(InvalidKind::OutOfRange), t0);
         tally.resolved(delivered(true, 3, t0 + Duration::from_millis(500)));
-        let s = tally.summary("patients", false);
+        let s = tally.summary("patients", 0, false);
         let text = s.to_string();
         assert!(
             text.starts_with(
@@ -564,5 +630,28 @@ mod tests {
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["invalid"]["out_of_range"], 1);
         assert_eq!(json["ack_latency_ms"]["p50"], 3.0);
+    }
+
+    #[test]
+    fn a_report_cut_short_by_the_flush_bound_counts_the_unacknowledged() {
+        let t0 = Instant::now();
+        let mut tally = Tally::new();
+        for _ in 0..3 {
+            tally.enqueued(None, t0);
+        }
+        tally.resolved(delivered(true, 1, t0 + Duration::from_secs(1)));
+        let s = tally.summary("patients", 2, true);
+        let text = s.to_string();
+        assert!(
+            text.starts_with(
+                "sent 1 of 3 messages to patients (0 failed, 2 unacknowledged) in 1.00 s: 1 records/s (interrupted)\n"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            (&json["sent"], &json["unacknowledged"], &json["interrupted"]),
+            (&1.into(), &2.into(), &true.into())
+        );
     }
 }

@@ -21,8 +21,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, instrument, warn};
 
-use crate::config::{KafkaArgs, Role, TailArgs, client_config};
-use crate::error::TailError;
+use crate::config::{KafkaSettings, TailArgs};
+use crate::error::{ConfigError, TailError};
 use crate::send::now_ms;
 use crate::stats::{Latencies, LatencySummary, per_second};
 
@@ -200,14 +200,16 @@ fn start_offset(args: &TailArgs) -> Offset {
     }
 }
 
-/// Reads predictions until `--count`, `--timeout-s` or Ctrl-C, printing them unless `--quiet`.
+/// Reads predictions until `--count`, `--timeout-s` or a cancelled `shutdown` (SIGTERM/SIGINT),
+/// printing them unless `--quiet`. A shutdown is a normal end: the summary is printed and the
+/// result is `Ok`.
 ///
 /// # Errors
 /// No broker or topic within the connect timeout, a fatal consumer error, a closed stdout, or
 /// (after printing the summary) `--count` not reached within `--timeout-s`.
 #[instrument(skip_all, fields(topic = %args.topic))]
 pub(crate) async fn run(
-    kafka: &KafkaArgs,
+    kafka: &KafkaSettings,
     args: &TailArgs,
     shutdown: CancellationToken,
 ) -> Result<TailSummary, TailError> {
@@ -215,15 +217,11 @@ pub(crate) async fn run(
         .group
         .clone()
         .unwrap_or_else(|| format!("heart-tail-{}-{}", std::process::id(), now_ms()));
-    let consumer: StreamConsumer = client_config(
-        kafka,
-        Role::Consumer {
-            group_id: &group,
-            commit: args.group.is_some(),
-        },
-    )
-    .create()
-    .map_err(TailError::Consumer)?;
+    let consumer: StreamConsumer = args
+        .consumer_config(kafka, &group)
+        .map_err(ConfigError::from)?
+        .create()
+        .map_err(TailError::Consumer)?;
     let consumer = Arc::new(consumer);
 
     let offset = start_offset(args);
@@ -233,7 +231,12 @@ pub(crate) async fn run(
     }
     let mut assignment = TopicPartitionList::new();
     for topic in &topics {
-        for partition in partitions(&consumer, kafka, topic).await? {
+        let found = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return finish(args, &Tally::new(args.dead_letters), false),
+            found = partitions(&consumer, kafka, topic) => found?,
+        };
+        for partition in found {
             assignment
                 .add_partition_offset(topic, partition, offset)
                 .map_err(TailError::Consumer)?;
@@ -287,6 +290,12 @@ pub(crate) async fn run(
         }
     }
 
+    finish(args, &tally, timed_out)
+}
+
+/// Logs and (with `--summary`) prints the summary; `--count` not reached within `--timeout-s`
+/// is an error, reported after the summary.
+fn finish(args: &TailArgs, tally: &Tally, timed_out: bool) -> Result<TailSummary, TailError> {
     let summary = tally.summary();
     info!(predictions = summary.predictions, timed_out, "done");
     if args.summary {
@@ -351,7 +360,7 @@ fn reason_header(message: &BorrowedMessage<'_>) -> Option<String> {
 /// The topic's partitions, waiting up to the connect timeout for the broker and the topic.
 async fn partitions(
     consumer: &Arc<StreamConsumer>,
-    kafka: &KafkaArgs,
+    kafka: &KafkaSettings,
     topic: &str,
 ) -> Result<Vec<i32>, TailError> {
     let timeout = kafka.connect_timeout();
@@ -385,7 +394,7 @@ async fn partitions(
             }
             Err(source) => {
                 return Err(TailError::Connect {
-                    bootstrap: kafka.bootstrap_servers.clone(),
+                    bootstrap: kafka.connection.bootstrap_servers.clone(),
                     timeout_ms: kafka.connect_timeout_ms,
                     source,
                 });

@@ -2,8 +2,10 @@
 //! environment.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use heart_kafka::LogArgs;
 
 use crate::error::ConfigError;
 
@@ -11,9 +13,9 @@ use crate::error::ConfigError;
 #[derive(Debug, Parser)]
 #[command(name = "trainer", version, about)]
 pub struct Config {
-    /// Log filter (tracing EnvFilter syntax); logs go to stderr.
-    #[arg(long, env = "TRAINER_LOG", default_value = "info", global = true)]
-    pub log: String,
+    /// Logging to stderr (the level comes from RUST_LOG).
+    #[command(flatten, next_help_heading = "Logging (all commands)")]
+    pub log: LogArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -47,77 +49,34 @@ pub struct DataArgs {
     pub data: PathBuf,
 }
 
-/// Kafka connection settings.
-#[derive(Debug, Args)]
-pub struct KafkaArgs {
-    /// Kafka bootstrap servers.
-    #[arg(
-        long,
-        env = "KAFKA_BOOTSTRAP_SERVERS",
-        default_value = "127.0.0.1:9092"
-    )]
-    pub bootstrap_servers: String,
+/// Kafka settings of `train --publish`, `publish` and `models`: the connection flags every
+/// heart-risk binary shares, plus the trainer's topic and bound.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, security and extra librdkafka properties.
+    #[command(flatten, next_help_heading = "Kafka connection")]
+    pub connection: heart_kafka::KafkaArgs,
     /// Compacted topic holding model versions, keyed by model name.
     #[arg(long, env = "TRAINER_TOPIC", default_value = heart_schemas::topics::MODELS)]
     pub topic: String,
     /// Upper bound for each Kafka step (metadata, reading the topic, delivery), milliseconds.
     #[arg(long, env = "TRAINER_KAFKA_TIMEOUT_MS", default_value_t = 15_000)]
     pub kafka_timeout_ms: u64,
-    /// security.protocol (plaintext, ssl, sasl_plaintext, sasl_ssl).
-    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL")]
-    pub security_protocol: Option<String>,
-    /// sasl.mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
-    #[arg(long, env = "KAFKA_SASL_MECHANISM")]
-    pub sasl_mechanism: Option<String>,
-    /// sasl.username.
-    #[arg(long, env = "KAFKA_SASL_USERNAME")]
-    pub sasl_username: Option<String>,
-    /// sasl.password.
-    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
-    pub sasl_password: Option<String>,
-    /// ssl.ca.location: CA certificate file for TLS.
-    #[arg(long, env = "KAFKA_SSL_CA_LOCATION")]
-    pub ssl_ca_location: Option<String>,
-    /// Extra librdkafka properties, key=value (repeat, or comma-separate in the env var; a
-    /// piece without `=` continues the previous value).
-    #[arg(
-        long = "kafka-property",
-        env = "KAFKA_PROPERTIES",
-        value_delimiter = ','
-    )]
-    pub properties: Vec<String>,
 }
 
-impl KafkaArgs {
-    /// The security settings and extra properties as librdkafka key/value pairs. A piece of
-    /// `--kafka-property` without `=` continues the previous value; one with nothing before it
-    /// is ignored.
-    pub fn passthrough(&self) -> Vec<(String, String)> {
-        let mut pairs: Vec<(String, String)> = [
-            ("security.protocol", &self.security_protocol),
-            ("sasl.mechanism", &self.sasl_mechanism),
-            ("sasl.username", &self.sasl_username),
-            ("sasl.password", &self.sasl_password),
-            ("ssl.ca.location", &self.ssl_ca_location),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_owned(), v.clone())))
-        .collect();
-        let fixed = pairs.len();
-        for piece in &self.properties {
-            match piece.split_once('=') {
-                Some((k, v)) if !k.trim().is_empty() => {
-                    pairs.push((k.trim().to_owned(), v.trim().to_owned()));
-                }
-                _ => {
-                    if let Some((_, value)) = pairs.get_mut(fixed..).and_then(<[_]>::last_mut) {
-                        value.push(',');
-                        value.push_str(piece.trim());
-                    }
-                }
-            }
+impl KafkaSettings {
+    /// Plain connection to `bootstrap` for `topic`, with the default bound (tests and tools).
+    pub fn plaintext(bootstrap: impl Into<String>, topic: impl Into<String>) -> Self {
+        Self {
+            connection: heart_kafka::KafkaArgs::plaintext(bootstrap),
+            topic: topic.into(),
+            kafka_timeout_ms: 15_000,
         }
-        pairs
+    }
+
+    /// The bound on each Kafka step.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.kafka_timeout_ms)
     }
 }
 
@@ -144,7 +103,7 @@ pub struct TrainArgs {
     pub publish: bool,
     /// Kafka settings, used with --publish.
     #[command(flatten)]
-    pub kafka: KafkaArgs,
+    pub kafka: KafkaSettings,
 }
 
 /// `trainer eda`.
@@ -166,7 +125,7 @@ pub struct PublishArgs {
     pub model: PathBuf,
     /// Kafka settings.
     #[command(flatten)]
-    pub kafka: KafkaArgs,
+    pub kafka: KafkaSettings,
 }
 
 /// `trainer models`.
@@ -174,7 +133,7 @@ pub struct PublishArgs {
 pub struct ModelsArgs {
     /// Kafka settings.
     #[command(flatten)]
-    pub kafka: KafkaArgs,
+    pub kafka: KafkaSettings,
 }
 
 /// `trainer fetch-data`.
@@ -206,19 +165,41 @@ impl Config {
                 if t.name.is_empty() {
                     return Err(ConfigError::EmptyName);
                 }
-                t.kafka.validate()
+                let clients = if t.publish {
+                    Clients::ReaderAndProducer
+                } else {
+                    Clients::None
+                };
+                t.kafka.validate(clients)
             }
-            Command::Publish(p) => p.kafka.validate(),
-            Command::Models(m) => m.kafka.validate(),
+            Command::Publish(p) => p.kafka.validate(Clients::ReaderAndProducer),
+            Command::Models(m) => m.kafka.validate(Clients::Reader),
             Command::Eda(_) | Command::FetchData(_) => Ok(()),
         }
     }
 }
 
-impl KafkaArgs {
-    fn validate(&self) -> Result<(), ConfigError> {
+/// The Kafka clients a command creates (publishing reads the topic first, for the next version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clients {
+    None,
+    Reader,
+    ReaderAndProducer,
+}
+
+impl KafkaSettings {
+    /// Checks the bound and builds the configuration of each client the command will create,
+    /// so a malformed or owned-key `--kafka-property` fails before any work is done. Without a
+    /// client (`train` without `--publish`) the properties are not looked at.
+    fn validate(&self, clients: Clients) -> Result<(), ConfigError> {
         if self.kafka_timeout_ms == 0 {
             return Err(ConfigError::ZeroTimeout);
+        }
+        if clients != Clients::None {
+            crate::publish::reader_config(self)?;
+        }
+        if clients == Clients::ReaderAndProducer {
+            crate::publish::producer_config(self)?;
         }
         Ok(())
     }
@@ -246,6 +227,55 @@ mod tests {
     fn one_fold_is_rejected() {
         let c = Config::try_parse_from(["trainer", "train", "--folds", "1"]).unwrap();
         assert!(matches!(c.validate(), Err(ConfigError::TooFewFolds(1))));
+    }
+
+    #[test]
+    fn owned_or_malformed_kafka_properties_fail_validation_only_where_kafka_is_used() {
+        let parse = |args: &[&str]| {
+            Config::try_parse_from(std::iter::once("trainer").chain(args.iter().copied())).unwrap()
+        };
+        for (args, key) in [
+            (&["publish", "--kafka-property", "acks=1"][..], "acks"),
+            (
+                &["publish", "--kafka-property", "enable.idempotence=false"],
+                "enable.idempotence",
+            ),
+            (
+                &[
+                    "models",
+                    "--kafka-property",
+                    "isolation.level=read_uncommitted",
+                ],
+                "isolation.level",
+            ),
+            (
+                &["train", "--publish", "--kafka-property", "group.id=g"],
+                "group.id",
+            ),
+        ] {
+            let err = parse(args).validate().unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Kafka(heart_kafka::ClientConfigError::Owned { key: k, .. }) if k == key),
+                "{args:?}: {err}"
+            );
+        }
+        assert!(matches!(
+            parse(&["models", "--kafka-property", "novalue"]).validate(),
+            Err(ConfigError::Kafka(
+                heart_kafka::ClientConfigError::Property(_)
+            ))
+        ));
+        // No Kafka client, so no opinion on the properties.
+        assert!(
+            parse(&["train", "--kafka-property", "acks=1"])
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            parse(&["models", "--kafka-property", "socket.keepalive.enable=true"])
+                .validate()
+                .is_ok()
+        );
     }
 
     #[test]

@@ -16,6 +16,10 @@ pub enum ConfigError {
     /// The model name is the Kafka key and may not be empty.
     #[error("--name must not be empty")]
     EmptyName,
+    /// A Kafka client cannot be configured as asked: a malformed `--kafka-property`, or one that
+    /// sets a key the client owns.
+    #[error(transparent)]
+    Kafka(#[from] heart_kafka::ClientConfigError),
 }
 
 /// Reading a data file failed.
@@ -183,6 +187,12 @@ pub enum PublishError {
     /// The envelope could not be re-encoded with its new version.
     #[error("cannot encode the model version")]
     Encode(#[from] heart_schemas::EncodeError),
+    /// A Kafka client cannot be configured as asked (see [`ConfigError::Kafka`]).
+    #[error(transparent)]
+    Client(#[from] heart_kafka::ClientConfigError),
+    /// The models topic could not be read to its end (no broker, no topic, too slow).
+    #[error(transparent)]
+    ReadTopic(#[from] heart_kafka::ReadError),
     /// A Kafka operation failed.
     #[error("kafka {operation} (bootstrap servers {brokers})")]
     Kafka {
@@ -192,24 +202,6 @@ pub enum PublishError {
         brokers: String,
         /// The rdkafka error.
         source: rdkafka::error::KafkaError,
-    },
-    /// The topic does not exist.
-    #[error(
-        "topic {topic:?} does not exist on {brokers}; create it compacted (scripts/kafka start does)"
-    )]
-    NoTopic {
-        /// The topic.
-        topic: String,
-        /// The bootstrap servers.
-        brokers: String,
-    },
-    /// Reading the topic to its end took too long.
-    #[error("timed out after {timeout_ms} ms reading topic {topic:?} to its end")]
-    Timeout {
-        /// The topic.
-        topic: String,
-        /// The limit.
-        timeout_ms: u64,
     },
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]

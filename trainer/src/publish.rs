@@ -4,56 +4,54 @@
 //! publish max + 1. That assumes one publisher per model name at a time (two concurrent
 //! publishers could pick the same number; the scorer keeps whichever arrives last).
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
+use heart_kafka::{ClientConfigError, Role, client_config, read_to_end};
 use heart_model::Model;
 use heart_schemas::{AvroRecord, ModelVersion};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Message};
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::config::KafkaArgs;
+use crate::config::KafkaSettings;
 use crate::error::PublishError;
 
-/// What a client is for; decides the role-specific settings in [`client_config`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// Idempotent producer, acks from all in-sync replicas.
-    Producer,
-    /// Reads the topic from the beginning without a consumer group offset.
-    Reader,
+/// The librdkafka `client.id` of both clients.
+const CLIENT_ID: &str = "heart-trainer";
+
+/// Every trainer client gives up on a broker connection within the Kafka bound (librdkafka
+/// accepts no less than 1000 ms here).
+fn tuning(kafka: &KafkaSettings) -> Vec<(&'static str, String)> {
+    vec![(
+        "socket.connection.setup.timeout.ms",
+        kafka.kafka_timeout_ms.max(1000).to_string(),
+    )]
 }
 
-/// The one place the rdkafka configuration is built.
-fn client_config(kafka: &KafkaArgs, role: Role) -> ClientConfig {
-    let timeout = kafka.kafka_timeout_ms.to_string();
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &kafka.bootstrap_servers)
-        .set("client.id", "heart-trainer")
-        .set("socket.connection.setup.timeout.ms", &timeout);
-    for (key, value) in kafka.passthrough() {
-        c.set(key, value);
-    }
-    match role {
-        Role::Producer => {
-            c.set("enable.idempotence", "true")
-                .set("acks", "all")
-                .set("message.timeout.ms", &timeout);
-        }
-        Role::Reader => {
-            // Offsets are never committed: every read starts at the beginning.
-            c.set("group.id", "heart-trainer-reader")
-                .set("enable.auto.commit", "false")
-                .set("enable.auto.offset.store", "false")
-                .set("auto.offset.reset", "earliest");
-        }
-    }
-    c
+/// The publisher: an idempotent producer whose deliveries time out with the Kafka bound.
+///
+/// # Errors
+/// [`ClientConfigError`] for a malformed `--kafka-property` or one setting an owned key.
+pub fn producer_config(kafka: &KafkaSettings) -> Result<ClientConfig, ClientConfigError> {
+    let mut tuning = tuning(kafka);
+    tuning.push(("message.timeout.ms", kafka.kafka_timeout_ms.to_string()));
+    client_config(
+        &kafka.connection,
+        CLIENT_ID,
+        Role::IdempotentProducer,
+        &tuning,
+    )
+}
+
+/// The lister: an assign-only read_committed reader that never commits ([`read_to_end`]).
+///
+/// # Errors
+/// [`ClientConfigError`] for a malformed `--kafka-property` or one setting an owned key.
+pub fn reader_config(kafka: &KafkaSettings) -> Result<ClientConfig, ClientConfigError> {
+    client_config(&kafka.connection, CLIENT_ID, Role::Reader, &tuning(kafka))
 }
 
 /// One model version found on the topic.
@@ -92,7 +90,7 @@ pub struct Published {
 ///
 /// # Errors
 /// [`PublishError`] if the file is unreadable, fails verification, or Kafka fails.
-pub fn publish_file(path: &Path, kafka: &KafkaArgs) -> Result<Published, PublishError> {
+pub fn publish_file(path: &Path, kafka: &KafkaSettings) -> Result<Published, PublishError> {
     let bytes = std::fs::read(path).map_err(|source| PublishError::Read {
         path: path.to_owned(),
         source,
@@ -110,7 +108,7 @@ pub fn publish_file(path: &Path, kafka: &KafkaArgs) -> Result<Published, Publish
 /// # Errors
 /// [`PublishError::Verify`] for an artifact that fails its own checks (nothing is published), or
 /// the Kafka error.
-pub fn publish(version: ModelVersion, kafka: &KafkaArgs) -> Result<Published, PublishError> {
+pub fn publish(version: ModelVersion, kafka: &KafkaSettings) -> Result<Published, PublishError> {
     Model::load(version.clone())?;
     let existing = list(kafka)?;
     let max = existing
@@ -122,15 +120,14 @@ pub fn publish(version: ModelVersion, kafka: &KafkaArgs) -> Result<Published, Pu
     let mut version = version;
     version.version = max + 1;
     let bytes = version.encode()?;
-    let producer: FutureProducer = client_config(kafka, Role::Producer)
+    let producer: FutureProducer = producer_config(kafka)?
         .create()
         .map_err(|e| kafka_error("create producer", kafka, e))?;
-    let timeout = Duration::from_millis(kafka.kafka_timeout_ms);
     let record = FutureRecord::to(&kafka.topic)
         .key(version.name.as_bytes())
         .payload(&bytes);
     let delivery = runtime()?
-        .block_on(producer.send(record, timeout))
+        .block_on(producer.send(record, kafka.timeout()))
         .map_err(|(e, _)| kafka_error("produce", kafka, e))?;
     info!(
         topic = %kafka.topic,
@@ -146,91 +143,49 @@ pub fn publish(version: ModelVersion, kafka: &KafkaArgs) -> Result<Published, Pu
     })
 }
 
-/// Reads the models topic from the beginning to its current end.
+/// Reads the models topic from the beginning to where its end was when the read began, as a
+/// read_committed consumer: an empty topic, or one whose last offsets are transaction markers,
+/// is read to its end at once.
 ///
 /// # Errors
-/// [`PublishError::NoTopic`] if the topic is missing, [`PublishError::Timeout`] if its end is
-/// not reached in time, or the Kafka error.
-pub fn list(kafka: &KafkaArgs) -> Result<Vec<Listed>, PublishError> {
-    let timeout = Duration::from_millis(kafka.kafka_timeout_ms);
-    let consumer: BaseConsumer = client_config(kafka, Role::Reader)
+/// [`PublishError::ReadTopic`] if no broker answers, the topic is missing or its end is not reached
+/// within the Kafka bound; [`PublishError::Client`] or [`PublishError::Kafka`] if the consumer
+/// cannot be created.
+pub fn list(kafka: &KafkaSettings) -> Result<Vec<Listed>, PublishError> {
+    let consumer: BaseConsumer = reader_config(kafka)?
         .create()
         .map_err(|e| kafka_error("create consumer", kafka, e))?;
-    let metadata = consumer
-        .fetch_metadata(Some(&kafka.topic), timeout)
-        .map_err(|e| kafka_error("fetch metadata", kafka, e))?;
-    let no_topic = || PublishError::NoTopic {
-        topic: kafka.topic.clone(),
-        brokers: kafka.bootstrap_servers.clone(),
-    };
-    let topic = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == kafka.topic)
-        .ok_or_else(no_topic)?;
-    if topic.error().is_some() || topic.partitions().is_empty() {
-        return Err(no_topic());
-    }
-    let mut assignment = TopicPartitionList::new();
-    let mut ends = HashMap::new();
-    for p in topic.partitions() {
-        let (low, high) = consumer
-            .fetch_watermarks(&kafka.topic, p.id(), timeout)
-            .map_err(|e| kafka_error("fetch watermarks", kafka, e))?;
-        if high > low {
-            assignment
-                .add_partition_offset(&kafka.topic, p.id(), Offset::Beginning)
-                .map_err(|e| kafka_error("assign", kafka, e))?;
-            ends.insert(p.id(), high);
-        }
-    }
     let mut listed = Vec::new();
-    if ends.is_empty() {
-        return Ok(listed);
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(|e| kafka_error("assign", kafka, e))?;
-    let deadline = Instant::now() + timeout;
-    while !ends.is_empty() {
-        if Instant::now() > deadline {
-            return Err(PublishError::Timeout {
-                topic: kafka.topic.clone(),
-                timeout_ms: kafka.kafka_timeout_ms,
-            });
-        }
-        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let m = message.map_err(|e| kafka_error("consume", kafka, e))?;
-        if ends
-            .get(&m.partition())
-            .is_some_and(|&end| m.offset() + 1 >= end)
-        {
-            ends.remove(&m.partition());
-        }
-        // A tombstone (no payload) deletes a name; compaction removes it eventually.
-        let Some(payload) = m.payload() else { continue };
-        match ModelVersion::decode(payload) {
-            Ok(v) => listed.push(Listed {
-                partition: m.partition(),
-                offset: m.offset(),
-                roc_auc: v.metrics.get("cv.roc_auc.mean").copied(),
-                name: v.name,
-                version: v.version,
-                algorithm: v.algorithm,
-                created_at: v.created_at,
-                code_version: v.code_version,
-            }),
-            Err(error) => warn!(
-                topic = %kafka.topic,
-                partition = m.partition(),
-                offset = m.offset(),
-                error = %error,
-                "skipping a message that is not a model version"
-            ),
-        }
-    }
+    read_to_end(
+        &consumer,
+        &kafka.topic,
+        &kafka.connection.bootstrap_servers,
+        kafka.timeout(),
+        &|| false,
+        |m| {
+            // A tombstone (no payload) deletes a name; compaction removes it eventually.
+            let Some(payload) = m.payload() else { return };
+            match ModelVersion::decode(payload) {
+                Ok(v) => listed.push(Listed {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    roc_auc: v.metrics.get("cv.roc_auc.mean").copied(),
+                    name: v.name,
+                    version: v.version,
+                    algorithm: v.algorithm,
+                    created_at: v.created_at,
+                    code_version: v.code_version,
+                }),
+                Err(error) => warn!(
+                    topic = %kafka.topic,
+                    partition = m.partition(),
+                    offset = m.offset(),
+                    error = %error,
+                    "skipping a message that is not a model version"
+                ),
+            }
+        },
+    )?;
     Ok(listed)
 }
 
@@ -241,10 +196,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, PublishError> {
         .map_err(PublishError::Runtime)
 }
 
-fn kafka_error(operation: &'static str, kafka: &KafkaArgs, source: KafkaError) -> PublishError {
+fn kafka_error(operation: &'static str, kafka: &KafkaSettings, source: KafkaError) -> PublishError {
     PublishError::Kafka {
         operation,
-        brokers: kafka.bootstrap_servers.clone(),
+        brokers: kafka.connection.bootstrap_servers.clone(),
         source,
     }
 }
@@ -254,43 +209,56 @@ fn kafka_error(operation: &'static str, kafka: &KafkaArgs, source: KafkaError) -
 mod tests {
     use super::*;
 
-    fn kafka() -> KafkaArgs {
-        KafkaArgs {
-            bootstrap_servers: "127.0.0.1:1".into(),
-            topic: "models".into(),
-            kafka_timeout_ms: 500,
-            security_protocol: None,
-            sasl_mechanism: None,
-            sasl_username: None,
-            sasl_password: None,
-            ssl_ca_location: None,
-            properties: Vec::new(),
-        }
+    fn kafka() -> KafkaSettings {
+        let mut k = KafkaSettings::plaintext("127.0.0.1:1", "models");
+        k.kafka_timeout_ms = 500;
+        k
     }
 
     #[test]
     fn security_settings_and_extra_properties_pass_through() {
         let mut k = kafka();
-        k.security_protocol = Some("sasl_ssl".into());
-        k.sasl_password = Some("secret".into());
-        k.properties = vec![
+        k.connection.security_protocol = Some("sasl_ssl".into());
+        k.connection.sasl_password = Some("secret".into());
+        k.connection.properties = vec![
             "debug=eos".into(),
             "msg".into(),
             "socket.keepalive.enable=true".into(),
+            "socket.connection.setup.timeout.ms=2000".into(),
         ];
-        let c = client_config(&k, Role::Reader);
+        let c = reader_config(&k).unwrap();
         assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
         assert_eq!(c.get("sasl.password"), Some("secret"));
         assert_eq!(c.get("debug"), Some("eos,msg"));
         assert_eq!(c.get("socket.keepalive.enable"), Some("true"));
+        // A property overrides the trainer's own default.
+        assert_eq!(c.get("socket.connection.setup.timeout.ms"), Some("2000"));
+        assert_eq!(c.get("isolation.level"), Some("read_committed"));
+        assert_eq!(c.get("enable.partition.eof"), Some("true"));
     }
 
     #[test]
-    fn producer_is_idempotent_with_acks_all() {
-        let c = client_config(&kafka(), Role::Producer);
+    fn producer_is_idempotent_with_acks_all_and_times_out_with_the_bound() {
+        let c = producer_config(&kafka()).unwrap();
         assert_eq!(c.get("enable.idempotence"), Some("true"));
         assert_eq!(c.get("acks"), Some("all"));
+        assert_eq!(c.get("message.timeout.ms"), Some("500"));
         assert_eq!(c.get("bootstrap.servers"), Some("127.0.0.1:1"));
+    }
+
+    #[test]
+    fn owned_keys_are_refused() {
+        let mut k = kafka();
+        k.connection.properties = vec!["acks=1".into()];
+        assert!(matches!(
+            producer_config(&k),
+            Err(ClientConfigError::Owned { ref key, .. }) if key == "acks"
+        ));
+        k.connection.properties = vec!["enable.auto.commit=true".into()];
+        assert!(matches!(
+            reader_config(&k),
+            Err(ClientConfigError::Owned { ref key, .. }) if key == "enable.auto.commit"
+        ));
     }
 
     #[test]

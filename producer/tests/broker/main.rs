@@ -14,8 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use heart_producer::config::Command;
 use heart_producer::error::{Error, TailError};
-use heart_producer::{Config, Outcome, Role, client_config};
+use heart_producer::{Config, Outcome};
 use heart_schemas::{
     AvroRecord, DeadLetter, N_FIELDS, PatientRecord, Prediction, Reason, RiskLevel,
 };
@@ -26,7 +27,10 @@ use rdkafka::producer::{
 };
 use tokio_util::sync::CancellationToken;
 
-use support::{TIMEOUT, bootstrap, fresh_topic, read_all};
+use support::{
+    ProducerProcess, TIMEOUT, admin_consumer, appended, bootstrap, fresh_topic, read_all,
+    read_committed,
+};
 
 const UCI: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -139,13 +143,10 @@ async fn the_send_config_makes_an_idempotent_producer_with_a_broker_assigned_id(
         "--topic",
         &topic,
     ]);
-    let cfg = client_config(
-        &config.kafka,
-        Role::Producer {
-            linger_ms: 5,
-            delivery_timeout_ms: 10_000,
-        },
-    );
+    let Command::Send(args) = &config.command else {
+        panic!("not send")
+    };
+    let cfg = args.producer_config(&config.kafka).unwrap();
     assert_eq!(cfg.get("enable.idempotence"), Some("true"));
     assert_eq!(cfg.get("acks"), Some("all"));
     let stats = LatestStats::default();
@@ -291,6 +292,7 @@ async fn tail_count_reads_back_predictions_and_dead_letters_written_before_it_st
     let dead_letter = |reason: Reason| DeadLetter {
         original_key: None,
         original_value: None,
+        original_value_bytes: None,
         source_topic: "patients".to_owned(),
         source_partition: 0,
         source_offset: 0,
@@ -378,5 +380,123 @@ async fn tail_fails_clearly_when_the_count_is_not_reached_in_time() {
     assert_eq!(
         err.to_string(),
         "received 1 of 2 messages within 3 s; is the scorer running?"
+    );
+}
+
+/// The whole flush bound plus the exit margin, plus slack for a loaded machine.
+const EXIT_WITHIN: Duration = Duration::from_secs(20);
+
+#[test]
+fn send_sigtermed_mid_stream_exits_0_and_every_record_it_reported_as_sent_is_on_the_topic() {
+    let topic = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(fresh_topic("sigterm", 3));
+    let summary_path = std::env::temp_dir().join(format!("{topic}-summary.json"));
+    // Fast enough, and batched long enough (linger 50 ms), that deliveries are in flight when
+    // the signal lands; far more records than it can send before then.
+    let mut producer = ProducerProcess::spawn(
+        "sigterm-send",
+        &[
+            "send",
+            "--topic",
+            &topic,
+            "--source",
+            "synthetic",
+            "--count",
+            "1000000",
+            "--rate",
+            "2000",
+            "--linger-ms",
+            "50",
+            "--summary-json",
+            summary_path.to_str().unwrap(),
+        ],
+    );
+    let watermarks = admin_consumer();
+    producer.wait_for("200 records on the topic", TIMEOUT, |_| {
+        appended(&watermarks, &topic) >= 200
+    });
+
+    let status = producer.terminate(EXIT_WITHIN);
+    assert!(
+        status.success(),
+        "exit status {status}:\n{}",
+        producer.output()
+    );
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&summary_path)
+            .unwrap_or_else(|e| panic!("no --summary-json ({e}):\n{}", producer.output())),
+    )
+    .unwrap();
+    let number = |field: &str| {
+        summary[field]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{field}: {summary}"))
+    };
+    let (sent, attempted) = (number("sent"), number("attempted"));
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    assert_eq!(
+        (number("failed"), number("unacknowledged")),
+        (0, 0),
+        "a healthy broker acknowledges everything within the flush bound: {summary}"
+    );
+    assert_eq!(sent, attempted, "{summary}");
+    assert!(
+        (200..1_000_000).contains(&sent),
+        "stopped mid-stream: {summary}"
+    );
+    let stdout = producer.stdout();
+    assert!(
+        stdout.contains(&format!(
+            "sent {sent} of {attempted} messages to {topic} (0 failed)"
+        )) && stdout.contains("(interrupted)"),
+        "the printed report matches the JSON one:\n{}",
+        producer.output()
+    );
+
+    // Idempotent and acknowledged: exactly the records it reported, each once.
+    let committed = read_committed(&topic);
+    assert_eq!(committed.records, sent, "records on {topic}: {committed:?}");
+    assert_eq!(
+        u64::try_from(committed.distinct_keys).unwrap(),
+        sent,
+        "no duplicates"
+    );
+}
+
+#[tokio::test]
+async fn tail_exits_0_on_sigterm_and_prints_its_summary() {
+    let predictions = fresh_topic("tail-sigterm", 2).await;
+    write(
+        &predictions,
+        ["a", "b"]
+            .map(|id| {
+                let p = prediction(id, RiskLevel::Low, 1);
+                (p.patient_id.clone(), p.encode().unwrap())
+            })
+            .to_vec(),
+    )
+    .await;
+    let mut tail = ProducerProcess::spawn(
+        "sigterm-tail",
+        &[
+            "tail",
+            "--topic",
+            &predictions,
+            "--from-beginning",
+            "--summary",
+        ],
+    );
+    // Predictions go to stdout as JSON lines, the summary to stderr.
+    tail.wait_for("both predictions printed", TIMEOUT, |p| {
+        p.stdout().lines().count() >= 2
+    });
+    let status = tail.terminate(EXIT_WITHIN);
+    assert!(status.success(), "exit status {status}:\n{}", tail.output());
+    assert!(
+        tail.stderr()
+            .contains("predictions: 2 (2 distinct patients)"),
+        "summary printed:\n{}",
+        tail.output()
     );
 }

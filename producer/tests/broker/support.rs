@@ -1,5 +1,10 @@
-//! Helpers: the broker address, a fresh topic per test, and reading a topic back whole.
+//! Helpers: the broker address, a fresh topic per test, reading a topic back whole, and the
+//! producer binary as a child process.
 
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -116,4 +121,183 @@ pub fn read_all(topic: &str, want: usize) -> Vec<Read> {
         }
     }
     out
+}
+
+/// What a read_committed reader finds on `topic` from its start to its current end.
+#[derive(Debug)]
+pub struct Committed {
+    /// Records.
+    pub records: u64,
+    /// Distinct keys among them.
+    pub distinct_keys: usize,
+}
+
+/// Reads `topic` to its current end as a read_committed reader (heart-kafka's `read_to_end`),
+/// so the count is exact: no fewer records and no more.
+///
+/// # Panics
+/// If the end is not reached within [`TIMEOUT`].
+pub fn read_committed(topic: &str) -> Committed {
+    let kafka = heart_kafka::KafkaArgs::plaintext(bootstrap());
+    let consumer: BaseConsumer = heart_kafka::client_config(
+        &kafka,
+        "heart-producer-broker-test",
+        heart_kafka::Role::Reader,
+        &[],
+    )
+    .unwrap()
+    .create()
+    .unwrap();
+    let mut keys = HashSet::new();
+    let summary = heart_kafka::read_to_end(
+        &consumer,
+        topic,
+        &kafka.bootstrap_servers,
+        TIMEOUT,
+        &|| false,
+        |m| {
+            keys.insert(m.key().map(<[u8]>::to_vec));
+        },
+    )
+    .unwrap_or_else(|e| panic!("reading {topic} to its end: {e}"));
+    Committed {
+        records: summary.records,
+        distinct_keys: keys.len(),
+    }
+}
+
+/// Records appended to `topic` so far (sum of high minus low watermarks), committed or not.
+pub fn appended(consumer: &BaseConsumer, topic: &str) -> i64 {
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .expect("metadata");
+    md.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(5))
+                .expect("watermarks");
+            high - low
+        })
+        .sum()
+}
+
+/// A plain consumer for metadata and watermarks.
+pub fn admin_consumer() -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("consumer config is valid")
+}
+
+/// The `producer` binary running in the background, its stdout and stderr in files.
+pub struct ProducerProcess {
+    child: Option<Child>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl ProducerProcess {
+    /// Starts `producer --bootstrap-servers <broker> <args>` with text logs at info.
+    pub fn spawn(name: &str, args: &[&str]) -> Self {
+        let dir = std::env::temp_dir();
+        let unique = format!("heart-producer-{name}-{}", std::process::id());
+        let stdout = dir.join(format!("{unique}.stdout"));
+        let stderr = dir.join(format!("{unique}.stderr"));
+        let child = Command::new(env!("CARGO_BIN_EXE_producer"))
+            .args(["--bootstrap-servers", &bootstrap(), "--log-format", "text"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout).unwrap())
+            .stderr(File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        Self {
+            child: Some(child),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// What it printed to stdout so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// What it printed to stderr (logs) so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Both outputs, for failure messages.
+    pub fn output(&self) -> String {
+        format!(
+            "--- stdout:\n{}\n--- stderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    /// Polls `condition` until it holds, failing if the process exits first or `timeout` passes.
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut condition: impl FnMut(&Self) -> bool,
+    ) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if condition(self) {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "producer exited ({status}) before {what}:\n{}",
+                    self.output()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not {what} within {timeout:?}:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM {} failed", child.id());
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "producer did not exit within {timeout:?} of SIGTERM:\n{}",
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ProducerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

@@ -40,6 +40,26 @@ fn publish_assigns_increasing_versions_and_models_lists_them() {
 }
 
 #[test]
+fn models_lists_only_committed_versions_of_a_topic_ending_in_transaction_markers() {
+    let broker = Broker::connect();
+    let kafka = broker.new_topic("txn");
+    let mut v = trained_version();
+    v.version = 1;
+    broker.write_in_transaction(&kafka.topic, b"heart-disease", &v.encode().unwrap(), true);
+    v.version = 7;
+    broker.write_in_transaction(&kafka.topic, b"heart-disease", &v.encode().unwrap(), false);
+    // The last offsets are a commit marker, an aborted record and an abort marker, none of them
+    // delivered to a read_committed reader: the read must end anyway, not time out.
+    let listed = publish::list(&kafka).unwrap();
+    let versions: Vec<i64> = listed.iter().map(|l| l.version).collect();
+    assert_eq!(versions, [1], "the aborted version 7 is never seen");
+    assert_eq!(
+        publish::publish(trained_version(), &kafka).unwrap().version,
+        2
+    );
+}
+
+#[test]
 fn the_published_record_loads_in_the_scorer_loader_and_a_tampered_copy_does_not() {
     let broker = Broker::connect();
     let kafka = broker.new_topic("load");

@@ -20,7 +20,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 pub fn trainer(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trainer"))
         .args(args)
-        .env("TRAINER_LOG", "warn")
+        .env("RUST_LOG", "warn")
         .output()
         .unwrap()
 }

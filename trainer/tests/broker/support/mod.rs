@@ -8,11 +8,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use heart_model::Algorithm;
 use heart_schemas::ModelVersion;
-use heart_trainer::config::KafkaArgs;
+use heart_trainer::config::KafkaSettings;
 use heart_trainer::{data, train};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -41,7 +42,7 @@ impl Broker {
     }
 
     /// Creates a fresh compacted single-partition topic and returns settings pointing at it.
-    pub fn new_topic(&self, test: &str) -> KafkaArgs {
+    pub fn new_topic(&self, test: &str) -> KafkaSettings {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -66,16 +67,36 @@ impl Broker {
         for r in results {
             r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
         }
-        KafkaArgs {
-            bootstrap_servers: self.bootstrap.clone(),
-            topic,
-            kafka_timeout_ms: 15_000,
-            security_protocol: None,
-            sasl_mechanism: None,
-            sasl_username: None,
-            sasl_password: None,
-            ssl_ca_location: None,
-            properties: Vec::new(),
+        KafkaSettings::plaintext(&self.bootstrap, topic)
+    }
+
+    /// Writes `(key, value)` in one transaction of its own, then commits or aborts it; either
+    /// way the topic then ends in a transaction marker.
+    pub fn write_in_transaction(&self, topic: &str, key: &[u8], value: &[u8], commit: bool) {
+        let kafka = heart_kafka::KafkaArgs::plaintext(&self.bootstrap);
+        let id = format!("{topic}-writer-{commit}");
+        let producer: BaseProducer = heart_kafka::client_config(
+            &kafka,
+            "heart-trainer-broker-test",
+            heart_kafka::Role::TransactionalProducer {
+                transactional_id: &id,
+            },
+            &[],
+        )
+        .unwrap()
+        .create()
+        .unwrap();
+        producer.init_transactions(TIMEOUT).unwrap();
+        producer.begin_transaction().unwrap();
+        producer
+            .send(BaseRecord::to(topic).key(key).payload(value))
+            .map_err(|(e, _)| e)
+            .unwrap();
+        producer.flush(TIMEOUT).unwrap();
+        if commit {
+            producer.commit_transaction(TIMEOUT).unwrap();
+        } else {
+            producer.abort_transaction(TIMEOUT).unwrap();
         }
     }
 
@@ -132,12 +153,15 @@ pub fn trained_version() -> ModelVersion {
 }
 
 /// Runs the trainer binary against `kafka`; panics with its output unless it succeeds.
-pub fn run_trainer(args: &[&str], kafka: &KafkaArgs) -> String {
+pub fn run_trainer(args: &[&str], kafka: &KafkaSettings) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
         .args(args)
-        .env("KAFKA_BOOTSTRAP_SERVERS", &kafka.bootstrap_servers)
+        .env(
+            "KAFKA_BOOTSTRAP_SERVERS",
+            &kafka.connection.bootstrap_servers,
+        )
         .env("TRAINER_TOPIC", &kafka.topic)
-        .env("TRAINER_LOG", "warn")
+        .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
