@@ -26,4 +26,4 @@ pub use client::{ClientConfigError, Role, client_config};
 pub use compacted::{ReadError, read_to_end};
 pub use connection::KafkaArgs;
 pub use properties::PropertyError;
-pub use telemetry::{LogArgs, LogFormat};
+pub use telemetry::{LogArgs, LogFormat, Throttle};

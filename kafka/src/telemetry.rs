@@ -72,3 +72,50 @@ pub fn init(args: &LogArgs, default_filter: &str) -> Result<(), TelemetryError> 
     }
     .map_err(|_| TelemetryError::AlreadySet)
 }
+
+/// Lets one event through per interval and counts the rest, so a client error repeated on
+/// every poll while a broker is away makes one log line per interval, not thousands.
+#[derive(Debug)]
+pub struct Throttle {
+    interval: std::time::Duration,
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl Throttle {
+    /// A throttle letting one event through per `interval`.
+    pub fn new(interval: std::time::Duration) -> Self {
+        Self {
+            interval,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(n)` when this event should be logged, `n` being how many were suppressed since
+    /// the last one logged; `None` when it should not.
+    pub fn allow(&mut self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        if self.last.is_some_and(|t| now - t < self.interval) {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_event_per_interval_passes_with_the_count_suppressed() {
+        let mut t = Throttle::new(std::time::Duration::from_secs(3600));
+        assert_eq!(t.allow(), Some(0));
+        assert_eq!(t.allow(), None);
+        assert_eq!(t.allow(), None);
+        t.last = Some(std::time::Instant::now() - std::time::Duration::from_secs(7200));
+        assert_eq!(t.allow(), Some(2));
+    }
+}

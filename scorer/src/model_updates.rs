@@ -69,11 +69,14 @@ pub fn run(
         tracing::warn!(model_name = %config.model_name, "no valid model version yet; not ready until one is published");
     }
 
+    let mut errors = heart_kafka::Throttle::new(Duration::from_secs(10));
     while !token.is_cancelled() {
         match consumer.poll(Duration::from_millis(200)) {
             None | Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(error)) => {
-                tracing::warn!(error = %error, "models topic read failed; retrying");
+                if let Some(suppressed) = errors.allow() {
+                    tracing::warn!(error = %error, suppressed, "models topic read failed; retrying");
+                }
                 std::thread::sleep(Duration::from_millis(500));
             }
             Some(Ok(msg)) => {

@@ -155,6 +155,7 @@ impl FetchStage<'_> {
         let mut epoch = 0;
         let mut model: Option<std::sync::Arc<Model>> = None;
         let mut opened_at = Instant::now();
+        let mut errors = heart_kafka::Throttle::new(Duration::from_secs(10));
         while !self.stop.is_cancelled() {
             if let Some(rewind) = handoff.take_rewind() {
                 ctx.take_open();
@@ -190,7 +191,11 @@ impl FetchStage<'_> {
             let mut full = false;
             match self.consumer.poll(timeout) {
                 None => {}
-                Some(Err(error)) => tracing::warn!(error = %error, "consume error"),
+                Some(Err(error)) => {
+                    if let Some(suppressed) = errors.allow() {
+                        tracing::warn!(error = %error, suppressed, "consume error");
+                    }
+                }
                 Some(Ok(message)) => {
                     let mut guard = ctx
                         .open
