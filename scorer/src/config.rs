@@ -93,6 +93,11 @@ pub struct Config {
     #[arg(long, env = "SCORER_MAX_IN_FLIGHT_BATCHES", default_value_t = 2)]
     pub max_in_flight_batches: usize,
 
+    /// Most records in one commit (one transaction, or one offset commit): batches waiting when
+    /// a commit begins join it, up to this many records.
+    #[arg(long, env = "SCORER_COMMIT_MAX_RECORDS", default_value_t = 20_000)]
+    pub commit_max_records: usize,
+
     /// librdkafka linger.ms of the output producer: how long it waits to fill a request.
     #[arg(long, env = "SCORER_LINGER_MS", default_value_t = 1)]
     pub linger_ms: u64,
@@ -133,7 +138,7 @@ pub struct Config {
 
     /// Upper bound of fetched-but-unscored data per replica, KiB (bounds memory when the
     /// output side is slow).
-    #[arg(long, env = "SCORER_MAX_QUEUED_KBYTES", default_value_t = 8192)]
+    #[arg(long, env = "SCORER_MAX_QUEUED_KBYTES", default_value_t = 3072)]
     pub max_queued_kbytes: u32,
 
     /// Sidecar listen address.
@@ -208,6 +213,7 @@ impl Config {
         for (flag, value) in [
             ("--batch-max-records", self.batch_max_records),
             ("--max-in-flight-batches", self.max_in_flight_batches),
+            ("--commit-max-records", self.commit_max_records),
             ("--recovery-attempts", self.recovery_attempts as usize),
             ("--predict-batch-max", self.predict_batch_max),
             ("--max-body-bytes", self.max_body_bytes),

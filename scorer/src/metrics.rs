@@ -95,7 +95,7 @@ impl Metrics {
             )?,
             score_duration: histogram(
                 "scorer_score_duration_seconds",
-                "Time to decode, validate and score one batch.",
+                "Time to decode, validate, score and encode one batch (one record in 32 timed, scaled up).",
                 LATENCY_BUCKETS.to_vec(),
             )?,
             batch_size: histogram(

@@ -81,12 +81,23 @@ impl OutputStage<'_> {
                 self.handoff.finish(batch.id, None);
                 continue;
             }
-            match self.deliver(producer, &batch) {
+            let mut group = Vec::new();
+            let outcome = self.deliver(producer, batch, min_epoch, &mut group);
+            let records: usize = group.iter().map(Batch::len).sum();
+            match outcome {
                 Ok(()) => {
-                    self.handoff.finish(batch.id, Some(&batch.next_offsets));
+                    for b in &group {
+                        self.handoff.finish(b.id, Some(&b.next_offsets));
+                        self.record(b);
+                    }
                     self.handoff.prune_caps();
-                    self.record(&batch, producer.transactional());
-                    since_summary += batch.len() as u64;
+                    if producer.transactional() {
+                        self.metrics
+                            .transactions
+                            .with_label_values(&["committed"])
+                            .inc();
+                    }
+                    since_summary += records as u64;
                     if health.failing_since.take().is_some() {
                         self.status.set_problem(None);
                         tracing::info!(failures = health.failures, "pipeline recovered");
@@ -94,9 +105,12 @@ impl OutputStage<'_> {
                     health = Health::default();
                 }
                 Err(failure) => {
-                    self.handoff.finish(batch.id, None);
-                    min_epoch = batch.epoch + 1;
-                    self.handoff.request_rewind(batch.epoch);
+                    let epoch = group.iter().map(|b| b.epoch).max().unwrap_or(min_epoch);
+                    for b in &group {
+                        self.handoff.finish(b.id, None);
+                    }
+                    min_epoch = epoch + 1;
+                    self.handoff.request_rewind(epoch);
                     if producer.transactional() {
                         self.metrics
                             .transactions
@@ -108,10 +122,10 @@ impl OutputStage<'_> {
                         Failure::Reset(_) => "reset",
                     };
                     self.metrics.batch_failures.with_label_values(&[kind]).inc();
-                    self.on_failure(&mut health, &failure, batch.len());
+                    self.on_failure(&mut health, &failure, records);
                     if self.draining() {
                         tracing::warn!(
-                            records = batch.len(),
+                            records,
                             error = failure.why(),
                             "batch not committed while draining; its records are left for the partitions' next owner"
                         );
@@ -127,7 +141,7 @@ impl OutputStage<'_> {
                 tracing::info!(
                     records = since_summary,
                     records_per_second = since_summary as f64 / summary_at.elapsed().as_secs_f64(),
-                    model_version = batch.model_version,
+                    model_version = group.last().map(|b| b.model_version),
                     "scored"
                 );
                 (summary_at, since_summary) = (Instant::now(), 0);
@@ -135,19 +149,98 @@ impl OutputStage<'_> {
         }
     }
 
-    /// Writes one batch and commits its offsets with it.
-    fn deliver(&self, producer: &OutputProducer, batch: &Batch) -> Result<(), Failure> {
+    /// Writes `first`, and every further batch already waiting (up to `--commit-max-records`),
+    /// then commits their offsets with them: one transaction, or one offset commit, for the
+    /// group. Batches fetched while the group's records are acknowledged join the next group,
+    /// so under load one commit's round trips are shared by many records, while at a trickle a
+    /// batch of one record commits at once. `group` receives the batches written.
+    fn deliver(
+        &self,
+        producer: &OutputProducer,
+        first: Batch,
+        min_epoch: u64,
+        group: &mut Vec<Batch>,
+    ) -> Result<(), Failure> {
         let started = Instant::now();
         let timeout = self.call_timeout();
         let txn = producer
-            .begin(batch.id, timeout)
+            .begin(first.id, timeout)
             .map_err(|e| match classify(&e) {
                 // A transaction cannot begin: the producer is in a state only a new one leaves.
                 Failure::Retry(why) if producer.transactional() => Failure::Reset(why),
                 other => other,
             })?;
-        let version = batch.model_version.to_string();
         let deadline = Instant::now() + timeout;
+        let group_id = first.id;
+        let mut next = Some(first);
+        let mut sent = 0;
+        while let Some(batch) = next.take() {
+            let result = self.send(producer, &batch, group_id, sent, deadline);
+            sent += batch.len();
+            group.push(batch);
+            result?;
+            if sent >= self.config.commit_max_records {
+                break;
+            }
+            while let Some(b) = self.handoff.pop(Duration::ZERO) {
+                if b.epoch >= min_epoch {
+                    next = Some(b);
+                    break;
+                }
+                self.handoff.finish(b.id, None);
+            }
+        }
+        let enqueued = Instant::now();
+        txn.await_deliveries(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|(failure, too_large)| {
+                for i in too_large {
+                    if let Some((b, o)) = locate(group, i as usize) {
+                        let size = b.value(o).len() + b.key(o).map_or(0, <[u8]>::len);
+                        self.handoff.add_cap(o.partition, o.offset, size / 2);
+                    }
+                }
+                failure
+            })?;
+        let acked = Instant::now();
+        let offsets = offsets(&self.config.patients_topic, group)?;
+        if producer.transactional() {
+            let metadata = self
+                .consumer
+                .group_metadata()
+                .ok_or_else(|| Failure::Retry("the consumer has no group metadata yet".into()))?;
+            txn.send_offsets(&offsets, &metadata)
+                .map_err(|e| classify(&e))?;
+            txn.commit().map_err(|e| classify(&e))?;
+        } else {
+            drop(txn);
+            self.consumer
+                .commit(&offsets, CommitMode::Sync)
+                .map_err(|e| {
+                    Failure::Retry(format!("offset commit failed: {}", crate::error::chain(&e)))
+                })?;
+        }
+        tracing::debug!(
+            batches = group.len(),
+            records = sent,
+            enqueue_ms = (enqueued - started).as_secs_f64() * 1e3,
+            ack_ms = (acked - enqueued).as_secs_f64() * 1e3,
+            commit_ms = acked.elapsed().as_secs_f64() * 1e3,
+            "committed"
+        );
+        Ok(())
+    }
+
+    /// Hands one batch's records to the producer. `first_index` is the index of its first
+    /// record within the group (delivery opaques carry group and index).
+    fn send(
+        &self,
+        producer: &OutputProducer,
+        batch: &Batch,
+        group_id: u64,
+        first_index: usize,
+        deadline: Instant,
+    ) -> Result<(), Failure> {
+        let version = batch.model_version.to_string();
         for (i, output) in batch.outputs.iter().enumerate() {
             let (topic, header) = match output.topic {
                 Topic::Predictions => (
@@ -166,7 +259,8 @@ impl OutputStage<'_> {
                 ),
             };
             let value = batch.value(output);
-            let mut record = BaseRecord::with_opaque_to(topic, Deliveries::opaque(batch.id, i))
+            let opaque = Deliveries::opaque(group_id, first_index + i);
+            let mut record = BaseRecord::with_opaque_to(topic, opaque)
                 .payload(value)
                 .headers(OwnedHeaders::new_with_capacity(1).insert(header));
             if let Some(key) = batch.key(output) {
@@ -197,42 +291,6 @@ impl OutputStage<'_> {
                 }
             }
         }
-        let enqueued = Instant::now();
-        txn.await_deliveries(deadline.saturating_duration_since(Instant::now()))
-            .map_err(|(failure, too_large)| {
-                for i in too_large {
-                    if let Some(o) = batch.outputs.get(i as usize) {
-                        let size = batch.value(o).len() + batch.key(o).map_or(0, <[u8]>::len);
-                        self.handoff.add_cap(o.partition, o.offset, size / 2);
-                    }
-                }
-                failure
-            })?;
-        let acked = Instant::now();
-        let offsets = offsets(&self.config.patients_topic, batch)?;
-        if producer.transactional() {
-            let group = self
-                .consumer
-                .group_metadata()
-                .ok_or_else(|| Failure::Retry("the consumer has no group metadata yet".into()))?;
-            txn.send_offsets(&offsets, &group)
-                .map_err(|e| classify(&e))?;
-            txn.commit().map_err(|e| classify(&e))?;
-        } else {
-            drop(txn);
-            self.consumer
-                .commit(&offsets, CommitMode::Sync)
-                .map_err(|e| {
-                    Failure::Retry(format!("offset commit failed: {}", crate::error::chain(&e)))
-                })?;
-        }
-        tracing::debug!(
-            records = batch.len(),
-            enqueue_ms = (enqueued - started).as_secs_f64() * 1e3,
-            ack_ms = (acked - enqueued).as_secs_f64() * 1e3,
-            commit_ms = acked.elapsed().as_secs_f64() * 1e3,
-            "batch committed"
-        );
         Ok(())
     }
 
@@ -330,7 +388,7 @@ impl OutputStage<'_> {
     }
 
     /// Applies a committed batch to the metrics.
-    fn record(&self, batch: &Batch, transactional: bool) {
+    fn record(&self, batch: &Batch) {
         let m = self.metrics;
         m.records_consumed.inc_by(batch.len() as u64);
         m.batch_size.observe(batch.len() as f64);
@@ -352,18 +410,33 @@ impl OutputStage<'_> {
                 .with_label_values(&[reason.code()])
                 .inc();
         }
-        if transactional {
-            m.transactions.with_label_values(&["committed"]).inc();
-        }
     }
 }
 
-/// The offsets a batch commits: one past its last record, per partition.
-fn offsets(topic: &str, batch: &Batch) -> Result<TopicPartitionList, Failure> {
-    let mut tpl = TopicPartitionList::with_capacity(batch.next_offsets.len());
-    for (&partition, &next) in &batch.next_offsets {
+/// The offsets a group of batches commits: one past its last record, per partition.
+fn offsets(topic: &str, group: &[Batch]) -> Result<TopicPartitionList, Failure> {
+    let mut next: std::collections::BTreeMap<i32, i64> = std::collections::BTreeMap::new();
+    for b in group {
+        for (&p, &o) in &b.next_offsets {
+            let e = next.entry(p).or_insert(o);
+            *e = (*e).max(o);
+        }
+    }
+    let mut tpl = TopicPartitionList::with_capacity(next.len());
+    for (&partition, &next) in &next {
         tpl.add_partition_offset(topic, partition, Offset::Offset(next))
             .map_err(|e| Failure::Retry(e.to_string()))?;
     }
     Ok(tpl)
+}
+
+/// The output at `index` within a group, and its batch.
+fn locate(group: &[Batch], mut index: usize) -> Option<(&Batch, &super::batch::Output)> {
+    for b in group {
+        if index < b.len() {
+            return b.outputs.get(index).map(|o| (b, o));
+        }
+        index -= b.len();
+    }
+    None
 }

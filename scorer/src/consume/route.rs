@@ -10,6 +10,9 @@ use super::batch::{Batch, Output, Topic};
 use crate::dead_letter::{self, RECORD_OVERHEAD, Source};
 use crate::score::{Rejection, score_bytes};
 
+/// One record in this many is timed for `scorer_score_duration_seconds`.
+const SAMPLE: i64 = 32;
+
 /// A Prediction is far smaller than this (ids are at most 128 bytes).
 const PREDICTION_BYTES: usize = 512;
 
@@ -35,7 +38,9 @@ impl Router<'_> {
         now_ms: i64,
         batch: &mut Batch,
     ) -> Result<(), EncodeError> {
-        let started = Instant::now();
+        // Reading the clock twice per record costs more than scoring a logistic model, so one
+        // record in SAMPLE is timed and stands for the others.
+        let started = (source.offset % SAMPLE == 0).then(Instant::now);
         let budget = cap.unwrap_or(self.max_output_bytes);
         let outcome = score_bytes(self.model, self.thresholds, source.value, now_ms);
         let outcome = match outcome {
@@ -105,7 +110,9 @@ impl Router<'_> {
                 });
             }
         }
-        batch.score_seconds += started.elapsed().as_secs_f64();
+        if let Some(started) = started {
+            batch.score_seconds += started.elapsed().as_secs_f64() * SAMPLE as f64;
+        }
         Ok(())
     }
 }
