@@ -21,13 +21,13 @@ use thiserror::Error;
 pub enum ReadError {
     /// No broker answered the metadata request.
     #[error(
-        "no Kafka broker answered at {bootstrap} within {secs} s; is the broker up and KAFKA_BOOTSTRAP_SERVERS right?"
+        "no Kafka broker answered at {bootstrap} within {ms} ms; is the broker up and KAFKA_BOOTSTRAP_SERVERS right?"
     )]
     Unreachable {
         /// The bootstrap servers tried.
         bootstrap: String,
         /// The bound.
-        secs: u64,
+        ms: u64,
         /// The client's error.
         source: KafkaError,
     },
@@ -42,12 +42,12 @@ pub enum ReadError {
         bootstrap: String,
     },
     /// The end was not reached in time.
-    #[error("could not read topic {topic:?} to its end within {secs} s")]
+    #[error("could not read topic {topic:?} to its end within {ms} ms")]
     Timeout {
         /// The topic.
         topic: String,
         /// The bound.
-        secs: u64,
+        ms: u64,
     },
     /// Another client error.
     #[error("kafka error while reading topic {topic:?}")]
@@ -96,7 +96,7 @@ pub fn read_to_end<C: ConsumerContext>(
         .fetch_metadata(Some(topic), timeout)
         .map_err(|source| ReadError::Unreachable {
             bootstrap: bootstrap.to_owned(),
-            secs: timeout.as_secs(),
+            ms: timeout.as_millis() as u64,
             source,
         })?;
     let partitions: Vec<i32> = metadata
@@ -131,7 +131,7 @@ pub fn read_to_end<C: ConsumerContext>(
         if started.elapsed() > timeout {
             return Err(ReadError::Timeout {
                 topic: topic.to_owned(),
-                secs: timeout.as_secs(),
+                ms: timeout.as_millis() as u64,
             });
         }
         match consumer.poll(Duration::from_millis(100)) {

@@ -1,8 +1,6 @@
 //! The connection and security flags every binary shares. They carry no binary prefix
 //! (`KAFKA_BOOTSTRAP_SERVERS`, not `SCORER_…`), so one environment configures all three.
 
-use std::path::PathBuf;
-
 use crate::properties::{self, PropertyError};
 
 /// How to reach and authenticate to the Kafka cluster.
@@ -38,9 +36,9 @@ pub struct KafkaArgs {
     )]
     pub sasl_password: Option<String>,
 
-    /// ssl.ca.location: CA certificate (PEM) that signed the brokers' certificates.
+    /// ssl.ca.location: CA certificate file (PEM) that signed the brokers' certificates.
     #[arg(long, env = "KAFKA_SSL_CA_LOCATION", global = true)]
-    pub ssl_ca_location: Option<PathBuf>,
+    pub ssl_ca_location: Option<String>,
 
     /// Extra librdkafka properties, key=value (repeat the flag, or comma-separate in the env
     /// var; a piece without `=` continues the previous value, so `debug=eos,msg` works).
@@ -77,7 +75,8 @@ impl KafkaArgs {
         properties::parse(&self.properties)
     }
 
-    /// The flag-backed settings as librdkafka pairs.
+    /// The flag-backed settings as librdkafka pairs. An empty value counts as unset, so a
+    /// deployment can template `KAFKA_SASL_MECHANISM=` without breaking plaintext clients.
     pub(crate) fn connection_pairs(&self) -> Vec<(&'static str, String)> {
         let mut pairs = vec![("bootstrap.servers", self.bootstrap_servers.clone())];
         for (key, value) in [
@@ -85,13 +84,11 @@ impl KafkaArgs {
             ("sasl.mechanism", &self.sasl_mechanism),
             ("sasl.username", &self.sasl_username),
             ("sasl.password", &self.sasl_password),
+            ("ssl.ca.location", &self.ssl_ca_location),
         ] {
-            if let Some(v) = value {
-                pairs.push((key, v.clone()));
+            if let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+                pairs.push((key, v.to_owned()));
             }
-        }
-        if let Some(ca) = &self.ssl_ca_location {
-            pairs.push(("ssl.ca.location", ca.to_string_lossy().into_owned()));
         }
         pairs
     }
@@ -115,15 +112,14 @@ impl KafkaArgs {
             } else {
                 "-"
             },
-            self.ssl_ca_location
-                .as_deref()
-                .map_or_else(|| "-".into(), |p| p.to_string_lossy()),
+            self.ssl_ca_location.as_deref().unwrap_or("-"),
             keys,
         )
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -135,5 +131,15 @@ mod tests {
         let s = k.redacted();
         assert!(!s.contains("hunter2") && !s.contains("s3cret"), "{s}");
         assert!(s.contains("sasl.password=<set>"), "{s}");
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let mut k = KafkaArgs::plaintext("b:9092");
+        k.sasl_mechanism = Some(String::new());
+        k.ssl_ca_location = Some(" ".into());
+        k.properties = vec![String::new()];
+        assert_eq!(k.connection_pairs(), vec![("bootstrap.servers", "b:9092".to_owned())]);
+        assert_eq!(k.property_pairs().unwrap(), vec![]);
     }
 }

@@ -13,19 +13,20 @@ pub struct PropertyError {
 /// Parses property pieces into key/value pairs.
 ///
 /// The environment variable is split on commas, which also splits values such as
-/// `debug=eos,msg`; so a piece without `=` continues the previous value. A first piece without
-/// `=`, or an empty key, is an error rather than a guess.
+/// `debug=eos,msg`; so a piece without `=` continues the previous value. Empty pieces are
+/// skipped. A first piece without `=`, or an empty key, is an error rather than a guess.
 ///
 /// # Errors
 /// [`PropertyError`] naming the first piece that is neither `key=value` nor a continuation.
 pub fn parse(pieces: &[String]) -> Result<Vec<(String, String)>, PropertyError> {
     let mut pairs: Vec<(String, String)> = Vec::new();
-    for piece in pieces {
+    // An empty variable (`KAFKA_PROPERTIES=`) or a trailing comma sets nothing.
+    for piece in pieces.iter().filter(|p| !p.trim().is_empty()) {
         match (piece.split_once('='), pairs.last_mut()) {
             (Some((key, value)), _) if !key.trim().is_empty() => {
                 pairs.push((key.trim().to_owned(), value.trim().to_owned()));
             }
-            (None, Some((_, value))) if !piece.trim().is_empty() => {
+            (None, Some((_, value))) => {
                 value.push(',');
                 value.push_str(piece.trim());
             }
@@ -62,9 +63,10 @@ mod tests {
 
     #[test]
     fn malformed_pieces_are_errors() {
-        for bad in [&["novalue"][..], &["=x"], &["a=b", ""]] {
+        for bad in [&["novalue"][..], &["=x"]] {
             assert!(parse(&pieces(bad)).is_err(), "{bad:?}");
         }
         assert_eq!(parse(&[]).unwrap(), vec![]);
+        assert_eq!(parse(&pieces(&["", "a=b", " "])).unwrap().len(), 1);
     }
 }
