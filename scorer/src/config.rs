@@ -141,6 +141,12 @@ pub struct Config {
     #[arg(long, env = "SCORER_MAX_QUEUED_KBYTES", default_value_t = 3072)]
     pub max_queued_kbytes: u32,
 
+    /// Niceness of the pipeline's threads (and of librdkafka's, which inherit it), 0–19: when
+    /// the stream saturates the CPU, the HTTP sidecar's threads still win it, so `/predict`
+    /// keeps its latency. 0 leaves them at normal priority.
+    #[arg(long, env = "SCORER_PIPELINE_NICENESS", default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=19))]
+    pub pipeline_niceness: u8,
+
     /// Sidecar listen address.
     #[arg(long, env = "SCORER_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,

@@ -127,6 +127,31 @@ pub(crate) fn producer_config(
     client_config(&config.kafka, "heart-scorer", role, &tuning)
 }
 
+/// Raises the calling thread's niceness, before any Kafka client exists, so that the output
+/// thread and librdkafka's threads inherit it (Linux niceness is per thread).
+fn lower_priority(niceness: u8) {
+    if niceness == 0 {
+        return;
+    }
+    // thread-priority maps its 0..=99 scale onto niceness 19..=-20, truncating.
+    let value = (99 * (19 - i32::from(niceness.min(19))) / 39) as u8;
+    let result = thread_priority::ThreadPriorityValue::try_from(value)
+        .map_err(|e| e.to_string())
+        .and_then(|v| {
+            thread_priority::set_current_thread_priority(
+                thread_priority::ThreadPriority::Crossplatform(v),
+            )
+            .map_err(|e| format!("{e:?}"))
+        });
+    if let Err(error) = result {
+        tracing::warn!(
+            niceness,
+            error,
+            "cannot lower the pipeline's priority; it runs at normal priority"
+        );
+    }
+}
+
 /// Runs the pipeline until `token` is cancelled, then drains: the batch in hand is finished and
 /// committed, and the consumer leaves the group. Blocking: call from a dedicated thread.
 ///
@@ -150,6 +175,7 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    lower_priority(config.pipeline_niceness);
     let transactional = config.delivery == Delivery::ExactlyOnce;
     let producer_config = producer_config(config)?;
     let max_output_bytes = producer_config
@@ -226,4 +252,29 @@ pub fn run(
         tracing::info!("drained and left the consumer group");
     }
     result
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    /// The niceness of the calling thread, from /proc (field 19 of its stat line).
+    fn niceness() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        after_name.split(' ').nth(16).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_pipeline_thread_gets_the_niceness_asked_for() {
+        for want in [5u8, 10, 19] {
+            let got = std::thread::spawn(move || {
+                super::lower_priority(want);
+                niceness()
+            })
+            .join()
+            .unwrap();
+            assert_eq!(got, i32::from(want));
+        }
+    }
 }

@@ -98,7 +98,9 @@ impl OwnBroker {
             .env("KAFKA_PORT", self.port.to_string())
             .env("KAFKA_CONTROLLER_PORT", self.controller.to_string())
             .env("KAFKA_STATE_DIR", &self.state)
-            .env("KAFKA_HEAP", "-Xmx384m -Xms128m");
+            .env("KAFKA_HEAP", "-Xmx384m -Xms128m")
+            // A resumed broker re-registers after this instead of Kafka's 9 s default.
+            .env("KAFKA_BROKER_SESSION_TIMEOUT_MS", "3000");
         c
     }
 }
