@@ -139,7 +139,10 @@ mod tests {
         k.sasl_mechanism = Some(String::new());
         k.ssl_ca_location = Some(" ".into());
         k.properties = vec![String::new()];
-        assert_eq!(k.connection_pairs(), vec![("bootstrap.servers", "b:9092".to_owned())]);
+        assert_eq!(
+            k.connection_pairs(),
+            vec![("bootstrap.servers", "b:9092".to_owned())]
+        );
         assert_eq!(k.property_pairs().unwrap(), vec![]);
     }
 }
