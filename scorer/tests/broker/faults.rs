@@ -32,6 +32,13 @@ fn keys(records: &[heart_schemas::PatientRecord]) -> BTreeSet<String> {
     records.iter().map(|r| r.patient_id.clone()).collect()
 }
 
+/// Reads `topic` read_committed until every record has its output (or 180 s pass) and asserts
+/// each has exactly one.
+fn expect_each_once(topic: &str, records: &[heart_schemas::PatientRecord]) {
+    let out = read_committed(topic, records.len(), Duration::from_secs(180), SETTLE);
+    assert_exactly_once(&out, &keys(records));
+}
+
 fn header<'a>(r: &'a Received, name: &str) -> Option<&'a str> {
     r.headers.get(name).map(String::as_str)
 }
@@ -138,13 +145,7 @@ fn a_broker_crash_mid_stream_loses_and_duplicates_nothing_and_ends_no_replica() 
         std::thread::sleep(Duration::from_secs(3));
         broker.resume();
         feeder.join().unwrap();
-        let out = read_committed(
-            &t.predictions,
-            records.len(),
-            Duration::from_secs(180),
-            SETTLE,
-        );
-        assert_exactly_once(&out, &keys(&records));
+        expect_each_once(&t.predictions, &records);
         for (name, s) in [("a", &mut a), ("b", &mut b)] {
             assert!(s.alive(), "replica {name} exited:\n{}", s.log_text());
             s.wait_ready(WAIT);
@@ -174,13 +175,7 @@ fn a_rebalance_storm_during_a_stream_loses_and_duplicates_nothing() {
         }
     }
     feeder.join().unwrap();
-    let out = read_committed(
-        &t.predictions,
-        records.len(),
-        Duration::from_secs(180),
-        SETTLE,
-    );
-    assert_exactly_once(&out, &keys(&records));
+    expect_each_once(&t.predictions, &records);
     assert!(stable.alive(), "{}", stable.log_text());
 }
 
@@ -330,13 +325,7 @@ fn a_stalled_pipeline_turns_readiness_off_with_the_reason_and_heals() {
         broker.resume();
         scorer.wait_ready(Duration::from_secs(120));
         feeder.join().unwrap();
-        let out = read_committed(
-            &t.predictions,
-            records.len(),
-            Duration::from_secs(120),
-            SETTLE,
-        );
-        assert_exactly_once(&out, &keys(&records));
+        expect_each_once(&t.predictions, &records);
         assert!(scorer.alive(), "{}", scorer.log_text());
         assert!(scorer.log_text().contains("pipeline recovered"));
     });
