@@ -40,6 +40,8 @@ pub struct Metrics {
     pub assigned_partitions: IntGauge,
     /// Bytes fetched from the patients topic and not yet handed to the pipeline.
     pub fetch_queue_bytes: IntGauge,
+    /// 1 while fetching is paused because the output stage is behind.
+    pub fetch_paused: IntGauge,
     /// Kafka transactions by outcome.
     pub transactions: IntCounterVec,
     /// Batches that failed and were retried from the committed offsets, by what was done.
@@ -143,6 +145,10 @@ impl Metrics {
                 "scorer_fetch_queue_bytes",
                 "Bytes fetched from the patients topic and not yet scored (bounded by --max-queued-kbytes).",
             )?,
+            fetch_paused: IntGauge::new(
+                "scorer_fetch_paused",
+                "1 while fetching is paused because the output stage is behind (backpressure: the backlog stays on the broker).",
+            )?,
             transactions: counter_vec(
                 "scorer_transactions_total",
                 "Kafka transactions by outcome.",
@@ -213,6 +219,7 @@ impl Metrics {
         r.register(Box::new(self.consumer_lag.clone()))?;
         r.register(Box::new(self.assigned_partitions.clone()))?;
         r.register(Box::new(self.fetch_queue_bytes.clone()))?;
+        r.register(Box::new(self.fetch_paused.clone()))?;
         r.register(Box::new(self.transactions.clone()))?;
         r.register(Box::new(self.batch_failures.clone()))?;
         r.register(Box::new(self.producer_resets.clone()))?;

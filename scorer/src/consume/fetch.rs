@@ -143,7 +143,39 @@ pub(crate) struct FetchStage<'a> {
 
 static BATCH_IDS: AtomicU64 = AtomicU64::new(1);
 
+/// How long the fetch stage waits for room in the hand-off before it pauses fetching.
+const PAUSE_AFTER: Duration = Duration::from_millis(200);
+
 impl FetchStage<'_> {
+    /// Pauses (or resumes) fetching of every assigned partition; returns the new state.
+    fn set_paused(&self, pause: bool) -> bool {
+        let result = self.consumer.assignment().and_then(|tpl| {
+            if pause {
+                self.consumer.pause(&tpl)
+            } else {
+                self.consumer.resume(&tpl)
+            }
+        });
+        match result {
+            Ok(()) => {
+                tracing::debug!(
+                    paused = pause,
+                    "fetching paused while the output stage is behind"
+                );
+                self.consumer
+                    .context()
+                    .metrics
+                    .fetch_paused
+                    .set(i64::from(pause));
+                pause
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, pause, "cannot pause or resume fetching");
+                !pause
+            }
+        }
+    }
+
     /// Polls and routes until stopped, then hands over the open batch (drain).
     ///
     /// # Errors
@@ -157,6 +189,7 @@ impl FetchStage<'_> {
         let mut opened_at = Instant::now();
         let mut errors = heart_kafka::Throttle::new(Duration::from_secs(10));
         let mut now_ms = heart_schemas::now_ms();
+        let mut paused = false;
         while !self.stop.is_cancelled() {
             if let Some(rewind) = handoff.take_rewind() {
                 ctx.take_open();
@@ -184,12 +217,17 @@ impl FetchStage<'_> {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .is_some();
             // With a batch open, come back soon to see whether the output stage went idle.
-            let timeout = if open {
+            let timeout = if paused {
+                Duration::from_millis(10)
+            } else if open {
                 Duration::from_millis(1)
             } else {
                 Duration::from_millis(100)
             };
             let mut full = false;
+            if paused {
+                full = true;
+            }
             match self.consumer.poll(timeout) {
                 None => {}
                 Some(Err(error)) => {
@@ -245,16 +283,21 @@ impl FetchStage<'_> {
             // Full, or the output stage is waiting for work: under load it is busy, so batches
             // grow while the previous one commits.
             let due = full || (open && opened_at.elapsed() >= self.batch_linger && handoff.idle());
-            if due && let Some(batch) = ctx.take_open() {
-                let (records, filled_ms) = (batch.len(), opened_at.elapsed().as_secs_f64() * 1e3);
-                let waited = Instant::now();
-                let _ = handoff.push(batch, &|| self.stop.is_cancelled());
-                tracing::debug!(
-                    records,
-                    filled_ms,
-                    handoff_wait_ms = waited.elapsed().as_secs_f64() * 1e3,
-                    "batch handed over"
-                );
+            // Waiting for room is normal at full speed (the output stage is the slower one);
+            // only a longer stall pauses fetching, so that polling can go on serving statistics
+            // and rebalance callbacks while the open batch stays where a revoke finds it.
+            if due && (paused && handoff.has_room() || !paused && handoff.wait_room(PAUSE_AFTER)) {
+                if let Some(batch) = ctx.take_open() {
+                    let records = batch.len();
+                    let filled_ms = opened_at.elapsed().as_secs_f64() * 1e3;
+                    let _ = handoff.push(batch, &|| self.stop.is_cancelled());
+                    tracing::debug!(records, filled_ms, "batch handed over");
+                }
+            } else if due && !paused {
+                paused = self.set_paused(true);
+            }
+            if paused && handoff.has_room() {
+                paused = self.set_paused(false);
             }
         }
         // Drain: the open batch is finished too, within the drain bound.

@@ -151,6 +151,25 @@ impl Handoff {
         true
     }
 
+    /// Whether a batch can be handed over without waiting.
+    pub fn has_room(&self) -> bool {
+        self.lock().queue.len() < self.capacity
+    }
+
+    /// Waits up to `timeout` for room in the queue (or a pending rewind); true if there is room.
+    pub fn wait_room(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut s = self.lock();
+        while s.queue.len() >= self.capacity && s.rewind.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            s = self.wait(s, left);
+        }
+        true
+    }
+
     /// Whether the output stage has nothing to do: no batch queued or in flight.
     pub fn idle(&self) -> bool {
         let s = self.lock();

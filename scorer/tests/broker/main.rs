@@ -573,8 +573,9 @@ fn predict_keeps_answering_while_the_broker_is_down() {
 }
 
 /// Backpressure: when the broker throttles the scorer's output (a produce quota), the scorer
-/// does not pull the backlog into memory; its fetch queue stays within --max-queued-kbytes
-/// (plus one fetch per partition) while the lag stays large. Uses `scripts/kafka quota`, so the
+/// does not pull the backlog into memory: fetching pauses while the hand-off is full, its fetch
+/// queue stays within --max-queued-kbytes (plus one fetch per partition) and the lag stays
+/// large. Uses `scripts/kafka quota`, so the
 /// broker must be one `scripts/kafka` runs (as in scripts/test).
 #[test]
 fn memory_stays_bounded_when_the_output_side_is_slow() {
@@ -614,9 +615,11 @@ fn memory_stays_bounded_when_the_output_side_is_slow() {
     scorer.wait_metric("scorer_records_consumed_total", "", |v| v > 0.0, WAIT);
     // Two librdkafka statistics intervals (5 s) under throttling.
     let mut peak_queue = 0.0f64;
+    let mut paused = 0.0f64;
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(11) {
         peak_queue = peak_queue.max(scorer.metric("scorer_fetch_queue_bytes", "").unwrap_or(0.0));
+        paused = paused.max(scorer.metric("scorer_fetch_paused", "").unwrap_or(0.0));
         std::thread::sleep(Duration::from_millis(250));
     }
     let consumed = scorer.metric("scorer_records_consumed_total", "").unwrap();
@@ -630,7 +633,10 @@ fn memory_stays_bounded_when_the_output_side_is_slow() {
         consumed < N as f64 / 2.0,
         "the quota made the output slow ({consumed} scored)"
     );
-    assert!(peak_queue > 0.0, "fetch queue was observed");
+    assert_eq!(
+        paused, 1.0,
+        "fetching paused while the output stage was behind"
+    );
     assert!(
         peak_queue <= bound,
         "fetch queue {peak_queue} B exceeded {bound} B"
