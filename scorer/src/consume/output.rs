@@ -163,28 +163,29 @@ impl OutputStage<'_> {
     ) -> Result<(), Failure> {
         let started = Instant::now();
         let timeout = self.call_timeout();
+        let group_id = first.id;
+        // In the group before anything can fail: the caller finishes every batch in it.
+        group.push(first);
         let txn = producer
-            .begin(first.id, timeout)
+            .begin(group_id, timeout)
             .map_err(|e| match classify(&e) {
                 // A transaction cannot begin: the producer is in a state only a new one leaves.
                 Failure::Retry(why) if producer.transactional() => Failure::Reset(why),
                 other => other,
             })?;
         let deadline = Instant::now() + timeout;
-        let group_id = first.id;
-        let mut next = Some(first);
         let mut sent = 0;
-        while let Some(batch) = next.take() {
-            let result = self.send(producer, &batch, group_id, sent, deadline);
+        let mut next = 0;
+        while let Some(batch) = group.get(next) {
+            self.send(producer, batch, group_id, sent, deadline)?;
             sent += batch.len();
-            group.push(batch);
-            result?;
+            next += 1;
             if sent >= self.config.commit_max_records {
                 break;
             }
             while let Some(b) = self.handoff.pop(Duration::ZERO) {
                 if b.epoch >= min_epoch {
-                    next = Some(b);
+                    group.push(b);
                     break;
                 }
                 self.handoff.finish(b.id, None);

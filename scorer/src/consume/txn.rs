@@ -15,7 +15,7 @@ use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 use rdkafka::{Message, TopicPartitionList};
 
 /// How a failed Kafka call affects the pipeline.
@@ -294,7 +294,16 @@ impl Drop for Txn<'_> {
         if !self.open {
             return;
         }
-        if let Err(error) = self.producer.inner.abort_transaction(self.timeout) {
+        // An abort waits until every outstanding message is purged and its (failure) report
+        // served; this thread is the one that polls, so purge and serve them first, or the
+        // abort times out while the broker is away.
+        let inner = &self.producer.inner;
+        inner.purge(PurgeConfig::default().queue().inflight());
+        let until = Instant::now() + self.timeout;
+        while inner.in_flight_count() > 0 && Instant::now() < until {
+            inner.poll(Duration::from_millis(10));
+        }
+        if let Err(error) = inner.abort_transaction(self.timeout) {
             // The next begin_transaction fails with an invalid-state error, which resets the
             // producer: it cannot stay inside this transaction.
             tracing::warn!(error = %crate::error::chain(&error), "transaction abort failed");
