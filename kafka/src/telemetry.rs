@@ -73,6 +73,19 @@ pub fn init(args: &LogArgs, default_filter: &str) -> Result<(), TelemetryError> 
     .map_err(|_| TelemetryError::AlreadySet)
 }
 
+/// An error and all its sources, `outer: inner: innermost`, for log fields and messages that
+/// are not printed through anyhow's `{:#}`.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
 /// Lets one event through per interval and counts the rest, so a client error repeated on
 /// every poll while a broker is away makes one log line per interval, not thousands.
 #[derive(Debug)]

@@ -57,19 +57,6 @@ pub enum RunError {
     },
 }
 
-/// An error and all its sources, `outer: inner: innermost`, for log fields and messages that
-/// are not printed through anyhow's `{:#}`.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +64,9 @@ mod tests {
     #[test]
     fn chain_lists_every_source_once() {
         let err = RunError::Http(std::io::Error::other("port taken"));
-        assert_eq!(chain(&err), "http server: port taken");
+        assert_eq!(
+            heart_kafka::telemetry::chain(&err),
+            "http server: port taken"
+        );
     }
 }

@@ -123,7 +123,7 @@ fn load_model_file(path: &std::path::Path, store: &ModelStore) -> Result<(), Run
             Ok(())
         }
         Offer::Ignored { why } => Err(fail(format!("not used: {why} (check --model-name)"))),
-        Offer::Rejected(e) => Err(fail(error::chain(&e))),
+        Offer::Rejected(e) => Err(fail(heart_kafka::telemetry::chain(&e))),
     }
 }
 

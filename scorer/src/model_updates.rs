@@ -124,7 +124,7 @@ fn report(offer: Offer, offset: i64) -> Offer {
         }
         Offer::Ignored { why } => tracing::debug!(offset, why, "model version ignored"),
         Offer::Rejected(error) => {
-            tracing::warn!(offset, error = %crate::error::chain(error), "model version rejected; active model unchanged");
+            tracing::warn!(offset, error = %heart_kafka::telemetry::chain(error), "model version rejected; active model unchanged");
         }
     }
     offer

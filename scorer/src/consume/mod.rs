@@ -24,7 +24,6 @@ mod txn;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use heart_kafka::{Role, client_config};
 use heart_schemas::{EncodeError, RiskThresholds};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -71,60 +70,6 @@ pub enum ConsumeError {
         /// Which stage.
         stage: &'static str,
     },
-}
-
-/// The consumer's configuration.
-pub(crate) fn consumer_config(
-    config: &Config,
-) -> Result<rdkafka::ClientConfig, heart_kafka::ClientConfigError> {
-    client_config(
-        &config.kafka,
-        "heart-scorer",
-        Role::PipelineConsumer {
-            group_id: &config.group_id,
-        },
-        &[
-            ("session.timeout.ms", config.session_timeout_ms.to_string()),
-            (
-                "queued.max.messages.kbytes",
-                config.max_queued_kbytes.to_string(),
-            ),
-            ("statistics.interval.ms", "5000".into()),
-            ("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string()),
-            // librdkafka waits this long (default 1000 ms) before fetching a partition again
-            // once its prefetch queue was full; with a small queue that idled the pipeline for
-            // most of every second (150k records/s instead of 550k on the bench).
-            ("fetch.queue.backoff.ms", "10".into()),
-        ],
-    )
-}
-
-/// The output producer's configuration.
-pub(crate) fn producer_config(
-    config: &Config,
-) -> Result<rdkafka::ClientConfig, heart_kafka::ClientConfigError> {
-    let transactional_id = config.transactional_id();
-    let role = match config.delivery {
-        Delivery::ExactlyOnce => Role::TransactionalProducer {
-            transactional_id: &transactional_id,
-        },
-        Delivery::AtLeastOnce => Role::IdempotentProducer,
-    };
-    let mut tuning = vec![
-        ("linger.ms", config.linger_ms.to_string()),
-        ("queue.buffering.max.messages", "1000000".into()),
-        ("batch.num.messages", "100000".into()),
-        ("statistics.interval.ms", "0".into()),
-        // Successes need no callback: a batch is done when nothing is left in flight.
-        ("delivery.report.only.error", "true".into()),
-    ];
-    if config.delivery == Delivery::ExactlyOnce {
-        tuning.push((
-            "transaction.timeout.ms",
-            config.transaction_timeout_ms.to_string(),
-        ));
-    }
-    client_config(&config.kafka, "heart-scorer", role, &tuning)
 }
 
 /// Raises the calling thread's niceness, before any Kafka client exists, so that the output
@@ -177,7 +122,7 @@ pub fn run(
     }
     lower_priority(config.pipeline_niceness);
     let transactional = config.delivery == Delivery::ExactlyOnce;
-    let producer_config = producer_config(config)?;
+    let producer_config = config.producer_config()?;
     let max_output_bytes = producer_config
         .get("message.max.bytes")
         .and_then(|v| v.parse().ok())
@@ -198,7 +143,8 @@ pub fn run(
         open: Mutex::new(None),
         revoke_wait: call_timeout,
     };
-    let consumer: BaseConsumer<FetchContext> = consumer_config(config)?
+    let consumer: BaseConsumer<FetchContext> = config
+        .consumer_config()?
         .create_with_context(context)
         .map_err(ConsumeError::Setup)?;
     consumer

@@ -217,7 +217,10 @@ impl OutputStage<'_> {
             self.consumer
                 .commit(&offsets, CommitMode::Sync)
                 .map_err(|e| {
-                    Failure::Retry(format!("offset commit failed: {}", crate::error::chain(&e)))
+                    Failure::Retry(format!(
+                        "offset commit failed: {}",
+                        heart_kafka::telemetry::chain(&e)
+                    ))
                 })?;
         }
         tracing::debug!(
@@ -308,7 +311,7 @@ impl OutputStage<'_> {
                     return Ok(p);
                 }
                 Err(error) => {
-                    tracing::warn!(attempt, attempts, error = %crate::error::chain(&error), "producer recreation failed");
+                    tracing::warn!(attempt, attempts, error = %heart_kafka::telemetry::chain(&error), "producer recreation failed");
                     last = Some(error);
                     if self.draining() {
                         break;

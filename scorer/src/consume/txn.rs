@@ -39,7 +39,7 @@ impl Failure {
 
 /// Sorts a Kafka error into [`Failure`].
 pub(crate) fn classify(error: &KafkaError) -> Failure {
-    let text = crate::error::chain(error);
+    let text = heart_kafka::telemetry::chain(error);
     let fatal = match error {
         KafkaError::Transaction(e) => {
             e.is_fatal()
@@ -144,7 +144,7 @@ impl ProducerContext for Deliveries {
                 format!(
                     "delivery to {} failed: {}",
                     message.topic(),
-                    crate::error::chain(error)
+                    heart_kafka::telemetry::chain(error)
                 )
             });
         }
@@ -306,7 +306,7 @@ impl Drop for Txn<'_> {
         if let Err(error) = inner.abort_transaction(self.timeout) {
             // The next begin_transaction fails with an invalid-state error, which resets the
             // producer: it cannot stay inside this transaction.
-            tracing::warn!(error = %crate::error::chain(&error), "transaction abort failed");
+            tracing::warn!(error = %heart_kafka::telemetry::chain(&error), "transaction abort failed");
         }
     }
 }
