@@ -1,0 +1,45 @@
+//! The Schema Registry client of heart-risk. Records on Kafka may use the Confluent wire format
+//! (`0x00`, a 4-byte big-endian schema id, the Avro body); the producer registers or looks up its
+//! writer schema here, and the scorer resolves the id on each record to a writer schema here.
+//!
+//! ```text
+//! flags/env ──▶ RegistryArgs ──validate──▶ RegistryConfig ──▶ Registry (blocking, cached)
+//!   producer: register/lookup(value_subject(topic), schema) ──▶ id ──▶ 0x00 id body
+//!   scorer:   0x00 id body ──▶ schema(id) ──▶ writer schema   (NotFound → dead letter,
+//!                                                              Unavailable → wait and retry)
+//! ```
+//!
+//! Blocking on purpose: the scorer calls it from a dedicated thread and the producer from its
+//! main path, and after the first call per id the caches answer without a request.
+//!
+//! # Layout
+//! - [`config`]: [`RegistryArgs`] (the `SCHEMA_REGISTRY_*` flags) and [`RegistryConfig`].
+//! - [`client`]: [`Registry`], the REST calls and their caches.
+//! - [`error`]: [`RegistryError`], sorted by what the caller should do.
+//! - `standin` (feature `standin`): [`StandIn`], the test stand-in `scripts/schema-registry`.
+
+pub mod client;
+pub mod config;
+pub mod error;
+#[cfg(feature = "standin")]
+pub mod standin;
+
+pub use client::{Registry, SubjectVersion};
+pub use config::{RegistryArgs, RegistryConfig};
+pub use error::RegistryError;
+#[cfg(feature = "standin")]
+pub use standin::StandIn;
+
+/// The value subject of `topic` under the TopicNameStrategy, Confluent's default:
+/// `{topic}-value`.
+pub fn value_subject(topic: &str) -> String {
+    format!("{topic}-value")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_value_subject_follows_the_topic_name_strategy() {
+        assert_eq!(super::value_subject("patients"), "patients-value");
+    }
+}
