@@ -1,10 +1,11 @@
-//! Avro single-object encoding for every record on the wire.
+//! Avro single-object encoding for every record on the wire, and the Confluent wire format.
 //!
-//! Each message is `C3 01`, the 8-byte little-endian CRC-64-AVRO (Rabin) fingerprint of the
-//! writer's schema, then the Avro binary body. We chose it over the Confluent wire format because
-//! it names the schema without needing a schema registry: a consumer can tell a wrong or foreign
-//! payload from a malformed one with nothing but this crate. A registry can still be added later by
-//! mapping fingerprints to ids.
+//! Each message we write is, by default, `C3 01`, the 8-byte little-endian CRC-64-AVRO (Rabin)
+//! fingerprint of the Parsing Canonical Form of the writer's schema, then the Avro binary body.
+//! We chose it over the Confluent wire format because it names the schema without needing a
+//! schema registry: a consumer can tell a wrong or foreign payload from a malformed one with
+//! nothing but this crate. The Confluent format (`00`, a 4-byte big-endian registry id, the
+//! body) is read and written too ([`Framing`], [`Framed`]), for deployments that run a registry.
 
 use std::collections::HashMap;
 
@@ -12,18 +13,24 @@ use apache_avro::rabin::Rabin;
 use apache_avro::types::Value;
 use apache_avro::{Schema, from_avro_datum, to_avro_datum};
 
+use crate::canonical::{fingerprint64, parsing_canonical_form};
 use crate::error::{DecodeError, EncodeError};
+use crate::framing::{self, Framed, Framing};
 
-const MARKER: [u8; 2] = [0xC3, 0x01];
-const HEADER_LEN: usize = 10;
-
-/// A parsed schema and its single-object fingerprint.
+/// A parsed schema and its single-object fingerprints.
 #[derive(Debug)]
 pub struct SchemaInfo {
     /// The parsed Avro schema.
     pub schema: Schema,
-    /// CRC-64-AVRO fingerprint of the schema's canonical form, little-endian.
+    /// The schema's Parsing Canonical Form, as the Avro specification defines it.
+    pub canonical_form: String,
+    /// CRC-64-AVRO fingerprint of [`SchemaInfo::canonical_form`], little-endian: what Java Avro
+    /// and fastavro write and expect, and what this build writes.
     pub fingerprint: [u8; 8],
+    /// The fingerprint earlier builds wrote: apache-avro 0.21's, whose canonical form keeps
+    /// `{"type":"long"}` for a logical type. Accepted on decode (as [`Framed::Legacy`]) so records
+    /// already on topics keep decoding; never written.
+    pub legacy_fingerprint: [u8; 8],
 }
 
 impl SchemaInfo {
@@ -35,12 +42,18 @@ impl SchemaInfo {
     #[allow(clippy::expect_used)]
     pub(crate) fn parse(text: &str) -> Self {
         let schema = Schema::parse_str(text).expect("compiled-in schema is valid (unit-tested)");
+        let json = serde_json::from_str(text).expect("compiled-in schema is JSON (unit-tested)");
+        let canonical_form =
+            parsing_canonical_form(&json).expect("compiled-in schema has a PCF (unit-tested)");
+        let fingerprint = fingerprint64(canonical_form.as_bytes()).to_le_bytes();
         let bytes = schema.fingerprint::<Rabin>().bytes;
-        let mut fingerprint = [0u8; 8];
-        fingerprint.copy_from_slice(&bytes[..8]);
+        let mut legacy_fingerprint = [0u8; 8];
+        legacy_fingerprint.copy_from_slice(&bytes[..8]);
         Self {
             schema,
+            canonical_form,
             fingerprint,
+            legacy_fingerprint,
         }
     }
 }
@@ -78,19 +91,40 @@ pub trait AvroRecord: Sized {
     /// # Errors
     /// As [`AvroRecord::encode`]; `out` may then hold a partial record.
     fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        out.extend_from_slice(&MARKER);
-        out.extend_from_slice(&Self::schema_info().fingerprint);
+        self.encode_framed_into(Framing::SingleObject, out)
+    }
+
+    /// Appends the record to `out` behind the header `framing` chooses; the body is the same.
+    ///
+    /// # Errors
+    /// As [`AvroRecord::encode`]; `out` may then hold a partial record.
+    fn encode_framed_into(&self, framing: Framing, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        framing.write_header(Self::schema_info(), out);
         self.encode_body(out)
     }
 
-    /// Decodes an Avro single-object message.
+    /// Decodes an Avro single-object message (current or legacy fingerprint).
     ///
     /// # Errors
     /// A [`DecodeError`] naming what is wrong: empty input, a missing marker, a schema this build
-    /// does not know, a malformed body or trailing bytes.
+    /// does not know, a malformed body or trailing bytes; [`DecodeError::NeedsRegistry`] for a
+    /// Confluent-framed record (use [`AvroRecord::frame`] and a [`crate::WriterSchema`]).
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let body = Self::body(bytes)?;
         Self::decode_body(body)
+    }
+
+    /// Splits a message into its header's verdict and its body, record by record: `C3 01` is
+    /// single-object encoding with this build's fingerprint ([`Framed::Current`]) or the one
+    /// earlier builds wrote ([`Framed::Legacy`]), `00` is the Confluent wire format
+    /// ([`Framed::Registry`]).
+    ///
+    /// # Errors
+    /// [`DecodeError::Empty`]; [`DecodeError::BadMarker`] for any other first byte;
+    /// [`DecodeError::UnknownSchema`] for a fingerprint that is neither;
+    /// [`DecodeError::Malformed`] for a header cut short.
+    fn frame(bytes: &[u8]) -> Result<Framed<'_>, DecodeError> {
+        framing::split(Self::NAME, Self::schema_info(), bytes)
     }
 
     /// Checks the single-object header and returns the body.
@@ -98,23 +132,13 @@ pub trait AvroRecord: Sized {
     /// # Errors
     /// As [`AvroRecord::decode`], for the header.
     fn body(bytes: &[u8]) -> Result<&[u8], DecodeError> {
-        let info = Self::schema_info();
-        if bytes.is_empty() {
-            return Err(DecodeError::Empty { record: Self::NAME });
-        }
-        if bytes.len() < HEADER_LEN || bytes[..2] != MARKER {
-            return Err(DecodeError::BadMarker {
-                found: hex(&bytes[..bytes.len().min(2)]),
-            });
-        }
-        if bytes[2..HEADER_LEN] != info.fingerprint {
-            return Err(DecodeError::UnknownSchema {
+        match Self::frame(bytes)? {
+            Framed::Current(body) | Framed::Legacy(body) => Ok(body),
+            Framed::Registry { id, .. } => Err(DecodeError::NeedsRegistry {
                 record: Self::NAME,
-                found: hex(&bytes[2..HEADER_LEN]),
-                expected: hex(&info.fingerprint),
-            });
+                id,
+            }),
         }
-        Ok(&bytes[HEADER_LEN..])
     }
 
     /// Decodes an Avro binary body written with this record's schema (generic apache-avro
@@ -123,42 +147,7 @@ pub trait AvroRecord: Sized {
     /// # Errors
     /// [`DecodeError::Malformed`], [`DecodeError::TrailingBytes`] or a field type error.
     fn decode_body(body: &[u8]) -> Result<Self, DecodeError> {
-        let info = Self::schema_info();
-        let mut reader = BodyReader {
-            rest: body,
-            past_end: false,
-        };
-        let value = from_avro_datum(&info.schema, &mut reader, None).map_err(|e| {
-            DecodeError::Malformed {
-                record: Self::NAME,
-                detail: e.to_string(),
-            }
-        })?;
-        // apache-avro reads a union or string cut off by the end of input as null instead of
-        // failing, so a truncated body would decode; the reader saw it ask for the missing bytes.
-        if reader.past_end {
-            return Err(DecodeError::Malformed {
-                record: Self::NAME,
-                detail: "body ends inside a field: truncated".to_owned(),
-            });
-        }
-        if !reader.rest.is_empty() {
-            return Err(DecodeError::TrailingBytes {
-                record: Self::NAME,
-                extra: reader.rest.len(),
-            });
-        }
-        // A non-minimal encoding (an overlong varint) decodes too; re-encoding shows it.
-        let expected = to_avro_datum(&info.schema, value.clone()).map_or(0, |b| b.len());
-        if expected != body.len() {
-            return Err(DecodeError::Malformed {
-                record: Self::NAME,
-                detail: format!(
-                    "body is {} bytes, its fields re-encode to {expected}: not minimal",
-                    body.len()
-                ),
-            });
-        }
+        let value = decode_value(Self::NAME, &Self::schema_info().schema, body)?;
         Self::from_value(value)
     }
 
@@ -176,6 +165,49 @@ pub trait AvroRecord: Sized {
         out.extend_from_slice(&body);
         Ok(())
     }
+}
+
+/// Decodes a whole Avro body written with `schema` into a generic value, strictly: a truncated
+/// body, trailing bytes and a non-minimal encoding are errors.
+pub(crate) fn decode_value(
+    record: &'static str,
+    schema: &Schema,
+    body: &[u8],
+) -> Result<Value, DecodeError> {
+    let mut reader = BodyReader {
+        rest: body,
+        past_end: false,
+    };
+    let value = from_avro_datum(schema, &mut reader, None).map_err(|e| DecodeError::Malformed {
+        record,
+        detail: e.to_string(),
+    })?;
+    // apache-avro reads a union or string cut off by the end of input as null instead of
+    // failing, so a truncated body would decode; the reader saw it ask for the missing bytes.
+    if reader.past_end {
+        return Err(DecodeError::Malformed {
+            record,
+            detail: "body ends inside a field: truncated".to_owned(),
+        });
+    }
+    if !reader.rest.is_empty() {
+        return Err(DecodeError::TrailingBytes {
+            record,
+            extra: reader.rest.len(),
+        });
+    }
+    // A non-minimal encoding (an overlong varint) decodes too; re-encoding shows it.
+    let expected = to_avro_datum(schema, value.clone()).map_or(0, |b| b.len());
+    if expected != body.len() {
+        return Err(DecodeError::Malformed {
+            record,
+            detail: format!(
+                "body is {} bytes, its fields re-encode to {expected}: not minimal",
+                body.len()
+            ),
+        });
+    }
+    Ok(value)
 }
 
 /// An Avro body being read that remembers whether the decoder asked for bytes past its end.
@@ -366,4 +398,146 @@ pub(crate) fn double_map(map: &std::collections::BTreeMap<String, f64>) -> Value
             .map(|(k, v)| (k.clone(), Value::Double(*v)))
             .collect::<HashMap<_, _>>(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DeadLetter, ModelVersion, PatientRecord, Prediction};
+
+    fn sample() -> Prediction {
+        Prediction {
+            patient_id: "p-1".into(),
+            event_time: 1,
+            scored_at: 2,
+            probability: 0.8125,
+            label: 1,
+            risk_level: crate::RiskLevel::High,
+            model_name: "heart".into(),
+            model_version: 7,
+        }
+    }
+
+    /// The Parsing Canonical Forms follow from the specification's rules applied by hand (names
+    /// in full, docs, defaults, namespaces and logical types stripped, `name` before `type`); they
+    /// are also what fastavro 1.13.1's `to_parsing_canonical_form` gives. The fingerprints are
+    /// what fastavro and Java Avro compute (interop/test_avro_spec.py checks them there); the
+    /// legacy ones are what builds before this one wrote.
+    #[test]
+    fn every_schema_has_the_specified_canonical_form_and_fingerprints() {
+        let cases: [(&SchemaInfo, &str, &str, &str); 4] = [
+            (
+                PatientRecord::schema_info(),
+                "17c5d7210c0f326b",
+                "67ef21008670b8a0",
+                r#"{"name":"io.heartrisk.v1.PatientRecord","type":"record","fields":[{"name":"patient_id","type":"string"},{"name":"event_time","type":"long"},{"name":"age","type":"int"},{"name":"sex","type":"int"},{"name":"cp","type":"int"},{"name":"trestbps","type":"double"},{"name":"chol","type":"double"},{"name":"fbs","type":"int"},{"name":"restecg","type":"int"},{"name":"thalach","type":"double"},{"name":"exang","type":"int"},{"name":"oldpeak","type":"double"},{"name":"slope","type":"int"},{"name":"ca","type":["null","int"]},{"name":"thal","type":["null","int"]}]}"#,
+            ),
+            (
+                Prediction::schema_info(),
+                "3837b1635421e739",
+                "12f9ccdf07470597",
+                r#"{"name":"io.heartrisk.v1.Prediction","type":"record","fields":[{"name":"patient_id","type":"string"},{"name":"event_time","type":"long"},{"name":"scored_at","type":"long"},{"name":"probability","type":"double"},{"name":"label","type":"int"},{"name":"risk_level","type":{"name":"io.heartrisk.v1.RiskLevel","type":"enum","symbols":["LOW","MEDIUM","HIGH"]}},{"name":"model_name","type":"string"},{"name":"model_version","type":"long"}]}"#,
+            ),
+            (
+                DeadLetter::schema_info(),
+                "e438a3880c3eac1c",
+                "26d9de02f72ed456",
+                r#"{"name":"io.heartrisk.v1.DeadLetter","type":"record","fields":[{"name":"original_key","type":["null","bytes"]},{"name":"original_value","type":["null","bytes"]},{"name":"original_value_bytes","type":["null","long"]},{"name":"source_topic","type":"string"},{"name":"source_partition","type":"int"},{"name":"source_offset","type":"long"},{"name":"reason","type":"string"},{"name":"message","type":"string"},{"name":"failed_at","type":"long"}]}"#,
+            ),
+            (
+                ModelVersion::schema_info(),
+                "159ac412184463ae",
+                "5c4ee228cdad6716",
+                r#"{"name":"io.heartrisk.v1.ModelVersion","type":"record","fields":[{"name":"name","type":"string"},{"name":"version","type":"long"},{"name":"algorithm","type":"string"},{"name":"created_at","type":"long"},{"name":"code_version","type":"string"},{"name":"metrics","type":{"type":"map","values":"double"}},{"name":"feature_spec","type":{"type":"array","items":"string"}},{"name":"payload_format","type":"string"},{"name":"payload","type":"bytes"},{"name":"checksum","type":"string"}]}"#,
+            ),
+        ];
+        for (info, fingerprint, legacy, canonical) in cases {
+            assert_eq!(info.canonical_form, canonical);
+            assert_eq!(hex(&info.fingerprint), fingerprint, "{canonical}");
+            assert_eq!(hex(&info.legacy_fingerprint), legacy, "{canonical}");
+        }
+    }
+
+    #[test]
+    fn records_are_written_with_the_specification_fingerprint() {
+        let bytes = sample().encode().unwrap();
+        assert_eq!(bytes[..2], [0xC3, 0x01]);
+        assert_eq!(hex(&bytes[2..10]), "3837b1635421e739");
+    }
+
+    #[test]
+    fn the_legacy_fingerprint_still_decodes_and_is_reported() {
+        let mut bytes = sample().encode().unwrap();
+        bytes[2..10].copy_from_slice(&Prediction::schema_info().legacy_fingerprint);
+        assert!(matches!(Prediction::frame(&bytes), Ok(Framed::Legacy(_))));
+        assert_eq!(Prediction::decode(&bytes).unwrap(), sample());
+        // Also through the generic (apache-avro) body decoder.
+        let letter = DeadLetter {
+            original_key: None,
+            original_value: Some(vec![1]),
+            original_value_bytes: Some(1),
+            source_topic: "patients".into(),
+            source_partition: 0,
+            source_offset: 1,
+            reason: "malformed_avro".into(),
+            message: "m".into(),
+            failed_at: 3,
+        };
+        let mut bytes = letter.encode().unwrap();
+        assert!(matches!(DeadLetter::frame(&bytes), Ok(Framed::Current(_))));
+        bytes[2..10].copy_from_slice(&DeadLetter::schema_info().legacy_fingerprint);
+        assert_eq!(DeadLetter::decode(&bytes).unwrap(), letter);
+    }
+
+    #[test]
+    fn encode_framed_into_writes_either_header_before_the_same_body() {
+        let p = sample();
+        let mut single = Vec::new();
+        p.encode_framed_into(Framing::SingleObject, &mut single)
+            .unwrap();
+        assert_eq!(single, p.encode().unwrap());
+
+        let mut confluent = vec![0xAA]; // appends, keeping what is there
+        p.encode_framed_into(Framing::Confluent { id: 42 }, &mut confluent)
+            .unwrap();
+        assert_eq!(confluent[..6], [0xAA, 0, 0, 0, 0, 42]);
+        assert_eq!(confluent[6..], single[10..]);
+
+        let Framed::Registry { id, body } = Prediction::frame(&confluent[1..]).unwrap() else {
+            panic!("not read as registry-framed");
+        };
+        assert_eq!(id, 42);
+        assert_eq!(Prediction::decode_body(body).unwrap(), p);
+    }
+
+    #[test]
+    fn decode_without_a_registry_says_one_is_needed() {
+        let mut bytes = Vec::new();
+        sample()
+            .encode_framed_into(Framing::Confluent { id: 7 }, &mut bytes)
+            .unwrap();
+        let err = Prediction::decode(&bytes).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::NeedsRegistry { id: 7, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("needs a registry"), "{err}");
+    }
+
+    #[test]
+    fn fingerprints_differ_between_schemas_and_from_their_legacy_ones() {
+        let infos = [
+            PatientRecord::schema_info(),
+            Prediction::schema_info(),
+            DeadLetter::schema_info(),
+            ModelVersion::schema_info(),
+        ];
+        let mut all: Vec<_> = infos
+            .iter()
+            .flat_map(|i| [i.fingerprint, i.legacy_fingerprint])
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 8);
+    }
 }

@@ -21,8 +21,12 @@ pub enum Reason {
     EmptyValue,
     /// The value is not Avro single-object encoded, or its body does not decode.
     MalformedAvro,
-    /// The value names a schema fingerprint this scorer does not know.
+    /// The value names a schema fingerprint this scorer does not know, a registry id that no
+    /// registry could resolve, or a writer schema that is not a schema.
     UnknownSchema,
+    /// The value's writer schema is known (from the registry) but Avro schema resolution cannot
+    /// read it as this scorer's schema: a producer shipped an incompatible schema change.
+    IncompatibleSchema,
     /// A required field is missing or of the wrong type.
     MissingField,
     /// A value is outside its allowed range or set.
@@ -37,10 +41,11 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for pre-registering metric labels.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::EmptyValue,
         Self::MalformedAvro,
         Self::UnknownSchema,
+        Self::IncompatibleSchema,
         Self::MissingField,
         Self::OutOfRange,
         Self::InvalidValue,
@@ -53,6 +58,7 @@ impl Reason {
             Self::EmptyValue => "empty_value",
             Self::MalformedAvro => "malformed_avro",
             Self::UnknownSchema => "unknown_schema",
+            Self::IncompatibleSchema => "incompatible_schema",
             Self::MissingField => "missing_field",
             Self::OutOfRange => "out_of_range",
             Self::InvalidValue => "invalid_value",
@@ -64,7 +70,10 @@ impl Reason {
     pub fn for_decode(err: &DecodeError) -> Self {
         match err {
             DecodeError::Empty { .. } => Self::EmptyValue,
-            DecodeError::UnknownSchema { .. } => Self::UnknownSchema,
+            DecodeError::UnknownSchema { .. }
+            | DecodeError::NeedsRegistry { .. }
+            | DecodeError::InvalidWriterSchema { .. } => Self::UnknownSchema,
+            DecodeError::IncompatibleSchema { .. } => Self::IncompatibleSchema,
             DecodeError::FieldType { .. } => Self::MissingField,
             DecodeError::BadMarker { .. }
             | DecodeError::Malformed { .. }
@@ -188,7 +197,7 @@ mod tests {
 
     #[test]
     fn decode_failures_map_to_reasons() {
-        let cases: [(&[u8], Reason); 4] = [
+        let cases: [(&[u8], Reason); 6] = [
             (b"", Reason::EmptyValue),
             (b"{\"age\": 1}", Reason::MalformedAvro),
             (
@@ -196,6 +205,9 @@ mod tests {
                 Reason::UnknownSchema,
             ),
             (&[0xC3, 0x01], Reason::MalformedAvro),
+            // Confluent framing, but no registry to name the schema.
+            (&[0, 0, 0, 0, 1, 2], Reason::UnknownSchema),
+            (&[0, 0, 0], Reason::MalformedAvro),
         ];
         for (bytes, want) in cases {
             let err = PatientRecord::decode(bytes).unwrap_err();

@@ -11,9 +11,10 @@ pub enum DecodeError {
         /// The record type that was expected.
         record: &'static str,
     },
-    /// The first two bytes are not the Avro single-object marker `C3 01`.
+    /// The value starts with neither the Avro single-object marker `C3 01` nor the Confluent
+    /// magic byte `00`.
     #[error(
-        "not Avro single-object encoding: expected marker c3 01, found {found} (is the producer using heart-risk's codec?)"
+        "not Avro single-object encoding: expected marker c3 01 (or the confluent magic byte 00), found {found} (is the producer using heart-risk's codec?)"
     )]
     BadMarker {
         /// The first bytes found, as hex.
@@ -28,6 +29,35 @@ pub enum DecodeError {
         found: String,
         /// Fingerprint of the schema this build was compiled with, hex.
         expected: String,
+    },
+    /// The record is in the Confluent wire format, which names its writer's schema by a Schema
+    /// Registry id, and it was decoded without a registry.
+    #[error(
+        "{record} is framed for a schema registry (magic byte 00, schema id {id}): decoding it needs a registry, and none is configured"
+    )]
+    NeedsRegistry {
+        /// The record type that was expected.
+        record: &'static str,
+        /// The registry id in the header.
+        id: u32,
+    },
+    /// A writer schema (from a registry) is not an Avro schema.
+    #[error("writer schema for {record} is not a valid Avro schema: {detail}")]
+    InvalidWriterSchema {
+        /// The record type that was expected.
+        record: &'static str,
+        /// What the parser reported.
+        detail: String,
+    },
+    /// A writer schema is a valid schema, but Avro schema resolution cannot read its records
+    /// as this build's schema (a field we need is missing and has no default, a type cannot be
+    /// promoted, the names differ).
+    #[error("writer schema cannot be resolved to this build's {record} schema: {detail}")]
+    IncompatibleSchema {
+        /// The record type that was expected.
+        record: &'static str,
+        /// What schema resolution reported.
+        detail: String,
     },
     /// The body does not decode against the schema.
     #[error("malformed Avro body for {record}: {detail}")]

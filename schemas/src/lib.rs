@@ -16,26 +16,37 @@
 //! - [`model`]: [`ModelVersion`], the envelope a trained model travels in.
 //! - [`codec`]: Avro single-object encoding of all of the above ([`AvroRecord`]); `binary` holds
 //!   hand-written readers and writers for the two hot-path records.
+//! - [`canonical`]: the specification's Parsing Canonical Form and CRC-64-AVRO fingerprint, which
+//!   name a schema in a single-object header.
+//! - [`framing`]: the headers in front of a body, single-object or Confluent ([`Framing`] to
+//!   write, [`Framed`] read).
+//! - [`writer_schema`]: [`WriterSchema`], a registry's schema for a record, read as ours by Avro
+//!   schema resolution (or by the fast decoder when it is ours).
 //! - [`topics`]: default topic names and header names.
 //! - [`error`]: [`DecodeError`], [`EncodeError`].
 
 mod binary;
+pub mod canonical;
 pub mod codec;
 pub mod dead_letter;
 pub mod error;
+pub mod framing;
 pub mod model;
 pub mod patient;
 pub mod prediction;
 pub mod topics;
+pub mod writer_schema;
 
 pub use codec::AvroRecord;
 pub use dead_letter::{DeadLetter, Reason};
 pub use error::{DecodeError, EncodeError};
+pub use framing::{Framed, Framing};
 pub use model::ModelVersion;
 pub use patient::{
     Encoding, FIELDS, FieldKind, FieldSpec, Invalid, N_FIELDS, PatientRecord, Problem, Violation,
 };
 pub use prediction::{Prediction, RiskLevel, RiskThresholds, ThresholdError};
+pub use writer_schema::WriterSchema;
 
 /// Milliseconds since the Unix epoch: the clock of every record's timestamps (`event_time`,
 /// `scored_at`, `failed_at`, `created_at`).
