@@ -187,3 +187,23 @@ fn basic_auth_is_sent_and_bad_credentials_are_rejected() {
     let id = right.register("patients-value", V1).unwrap();
     assert!(same_json(&right.schema(id).unwrap(), V1));
 }
+
+#[test]
+fn a_registry_that_never_answers_is_unavailable_after_the_timeout() {
+    // The kernel completes the handshake for a listener nobody accepts from: the request is
+    // sent and no answer ever comes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut args = RegistryArgs::plain(format!("http://{}", silent.local_addr().unwrap()));
+    args.schema_registry_timeout_ms = 300;
+    let registry = heart_registry::Registry::new(args.validate().unwrap().unwrap());
+
+    let started = Instant::now();
+    let err = registry.schema(1).unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains("timeout"), "{err}");
+    assert!(
+        (Duration::from_millis(250)..Duration::from_secs(2)).contains(&elapsed),
+        "{elapsed:?}"
+    );
+}
