@@ -16,7 +16,7 @@
 //! - [`config`]: [`RegistryArgs`] (the `SCHEMA_REGISTRY_*` flags) and [`RegistryConfig`].
 //! - [`client`]: [`Registry`], the REST calls and their caches.
 //! - [`error`]: [`RegistryError`], sorted by what the caller should do.
-//! - `standin` (feature `standin`): [`StandIn`], the test stand-in `scripts/schema-registry`.
+//! - `standin` (feature `standin`): `StandIn`, which runs the test stand-in `scripts/schema-registry`.
 
 pub mod client;
 pub mod config;
