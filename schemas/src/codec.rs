@@ -20,6 +20,9 @@ use crate::framing::{self, Framed, Framing};
 /// A parsed schema and its single-object fingerprints.
 #[derive(Debug)]
 pub struct SchemaInfo {
+    /// The schema as written in `schemas/avro/` (what a Schema Registry subject is given: the
+    /// canonical form would drop its docs and defaults).
+    pub text: &'static str,
     /// The parsed Avro schema.
     pub schema: Schema,
     /// The schema's Parsing Canonical Form, as the Avro specification defines it.
@@ -40,7 +43,7 @@ impl SchemaInfo {
     /// If the text is not a valid Avro schema. The texts are `include_str!` constants that the unit
     /// tests parse, so this cannot happen in a released build.
     #[allow(clippy::expect_used)]
-    pub(crate) fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &'static str) -> Self {
         let schema = Schema::parse_str(text).expect("compiled-in schema is valid (unit-tested)");
         let json = serde_json::from_str(text).expect("compiled-in schema is JSON (unit-tested)");
         let canonical_form =
@@ -50,6 +53,7 @@ impl SchemaInfo {
         let mut legacy_fingerprint = [0u8; 8];
         legacy_fingerprint.copy_from_slice(&bytes[..8]);
         Self {
+            text,
             schema,
             canonical_form,
             fingerprint,

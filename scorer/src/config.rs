@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use heart_kafka::{KafkaArgs, LogArgs, Role, client_config};
+use heart_registry::{Registry, RegistryArgs, RegistryError};
 use heart_schemas::{RiskThresholds, ThresholdError, topics};
 use thiserror::Error;
 
@@ -27,6 +28,25 @@ pub struct Config {
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
+
+    /// Schema Registry: needed to read Confluent-framed records and to write them.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    /// Header of the records the scorer writes. single-object: Avro single-object encoding (the
+    /// schema's fingerprint; readable without a registry). confluent: the Confluent wire format
+    /// (a registry id; for consumers that deserialize through a Schema Registry), which needs
+    /// --schema-registry-url and the subjects `<predictions-topic>-value` and
+    /// `<dead-letter-topic>-value`. Input records may use either, record by record.
+    #[arg(long, env = "SCORER_OUTPUT_FRAMING", value_enum, default_value_t = OutputFramingArg::SingleObject)]
+    pub output_framing: OutputFramingArg,
+
+    /// With --output-framing confluent: register this build's Prediction and DeadLetter schemas
+    /// under their subjects if they are not there. Off by default, so that a schema change is
+    /// a deliberate step of whoever owns the subjects; without it a missing subject is a startup
+    /// error that says which.
+    #[arg(long, env = "SCORER_SCHEMA_REGISTRY_AUTO_REGISTER")]
+    pub schema_registry_auto_register: bool,
 
     /// Consumer group shared by all scorer replicas.
     #[arg(long, env = "SCORER_GROUP_ID", default_value = "heart-scorer")]
@@ -168,6 +188,15 @@ pub enum Command {
     Healthcheck,
 }
 
+/// The header the scorer writes in front of its outputs' Avro bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFramingArg {
+    /// Avro single-object encoding: `C3 01` and the schema's 8-byte fingerprint.
+    SingleObject,
+    /// Confluent wire format: `00` and the schema's 4-byte registry id.
+    Confluent,
+}
+
 /// Delivery guarantee of the Kafka pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Delivery {
@@ -196,6 +225,14 @@ pub enum ConfigError {
     /// A Kafka client cannot be configured as asked.
     #[error(transparent)]
     Kafka(#[from] heart_kafka::ClientConfigError),
+    /// The Schema Registry flags are invalid.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Confluent output framing without a registry to take the ids from.
+    #[error(
+        "--output-framing confluent needs --schema-registry-url (SCHEMA_REGISTRY_URL): the ids come from the registry"
+    )]
+    FramingNeedsRegistry,
     /// A count that must be positive is zero.
     #[error("{flag} must be at least 1")]
     Zero {
@@ -230,6 +267,9 @@ impl Config {
         }
         self.consumer_config()?;
         self.producer_config()?;
+        if self.registry()?.is_none() && self.output_framing == OutputFramingArg::Confluent {
+            return Err(ConfigError::FramingNeedsRegistry);
+        }
         Ok(RiskThresholds::new(
             self.medium_threshold,
             self.high_threshold,
@@ -290,6 +330,14 @@ impl Config {
         client_config(&self.kafka, "heart-scorer", role, &tuning)
     }
 
+    /// The Schema Registry client, if a registry is configured.
+    ///
+    /// # Errors
+    /// [`RegistryError::Config`] for an invalid URL, credentials or CA file.
+    pub fn registry(&self) -> Result<Option<Registry>, RegistryError> {
+        Ok(self.registry.validate()?.map(Registry::new))
+    }
+
     /// The drain bound.
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_millis(self.drain_timeout_ms)
@@ -314,8 +362,14 @@ impl Config {
     /// The settings worth logging at startup, with secrets redacted.
     pub fn redacted_summary(&self) -> String {
         format!(
-            "{} group={} patients={} predictions={} dead_letters={} models={} model={} pin={:?} delivery={:?} batch={}/{}ms in_flight={} http={}",
+            "{} registry={} output_framing={:?} group={} patients={} predictions={} dead_letters={} models={} model={} pin={:?} delivery={:?} batch={}/{}ms in_flight={} http={}",
             self.kafka.redacted(),
+            self.registry
+                .validate()
+                .ok()
+                .flatten()
+                .map_or_else(|| "none".to_owned(), |r| r.redacted()),
+            self.output_framing,
             self.group_id,
             self.patients_topic,
             self.predictions_topic,
@@ -388,6 +442,23 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(err.to_string().contains("enable.auto.commit"), "{err}");
+    }
+
+    #[test]
+    fn confluent_output_needs_a_registry() {
+        let c = parse(&["--output-framing", "confluent"]);
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::FramingNeedsRegistry)
+        ));
+        let c = parse(&[
+            "--output-framing",
+            "confluent",
+            "--schema-registry-url",
+            "http://127.0.0.1:8081",
+        ]);
+        assert!(c.validate().is_ok());
+        assert!(c.redacted_summary().contains("127.0.0.1:8081"));
     }
 
     #[test]

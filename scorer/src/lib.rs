@@ -19,6 +19,8 @@
 //!   topic.
 //! - [`consume`]: the pipeline, one stage a file (fetch, route, handoff, output, txn).
 //! - [`status`]: what the pipeline tells `/readyz`.
+//! - `writer_schemas`: decoding patient records in either framing, with writer schemas from the
+//!   Schema Registry.
 //! - [`http`]: the sidecar; [`metrics`]: every Prometheus metric; [`healthcheck`]: the
 //!   container probe. Signals and logging come from `heart-kafka`.
 
@@ -33,6 +35,7 @@ pub mod model_store;
 pub mod model_updates;
 pub mod score;
 pub mod status;
+pub(crate) mod writer_schemas;
 
 use std::sync::Arc;
 

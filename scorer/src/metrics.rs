@@ -42,6 +42,12 @@ pub struct Metrics {
     pub fetch_queue_bytes: IntGauge,
     /// 1 while fetching is paused because the output stage is behind.
     pub fetch_paused: IntGauge,
+    /// Records read under the fingerprint earlier builds wrote (see `heart_schemas::Framed::Legacy`).
+    pub legacy_fingerprint_records: IntCounter,
+    /// Writer-schema lookups in the Schema Registry, by outcome.
+    pub schema_lookups: IntCounterVec,
+    /// Partitions whose next record waits for the Schema Registry to answer.
+    pub schema_registry_waiting_partitions: IntGauge,
     /// Kafka transactions by outcome.
     pub transactions: IntCounterVec,
     /// Batches that failed and were retried from the committed offsets, by what was done.
@@ -149,6 +155,19 @@ impl Metrics {
                 "scorer_fetch_paused",
                 "1 while fetching is paused because the output stage is behind (backpressure: the backlog stays on the broker).",
             )?,
+            legacy_fingerprint_records: IntCounter::new(
+                "scorer_legacy_fingerprint_records_total",
+                "Records read whose single-object header carries the fingerprint builds before the Avro-specification fix wrote; 0 for long means they are gone.",
+            )?,
+            schema_lookups: counter_vec(
+                "scorer_schema_registry_lookups_total",
+                "Writer-schema lookups in the Schema Registry by outcome (found, not_found, incompatible, unavailable, rejected); each id is looked up once.",
+                &["outcome"],
+            )?,
+            schema_registry_waiting_partitions: IntGauge::new(
+                "scorer_schema_registry_waiting_partitions",
+                "Partitions paused because their next record's schema id cannot be looked up while the registry is unavailable (the records wait; none is dead-lettered).",
+            )?,
             transactions: counter_vec(
                 "scorer_transactions_total",
                 "Kafka transactions by outcome.",
@@ -220,6 +239,9 @@ impl Metrics {
         r.register(Box::new(self.assigned_partitions.clone()))?;
         r.register(Box::new(self.fetch_queue_bytes.clone()))?;
         r.register(Box::new(self.fetch_paused.clone()))?;
+        r.register(Box::new(self.legacy_fingerprint_records.clone()))?;
+        r.register(Box::new(self.schema_lookups.clone()))?;
+        r.register(Box::new(self.schema_registry_waiting_partitions.clone()))?;
         r.register(Box::new(self.transactions.clone()))?;
         r.register(Box::new(self.batch_failures.clone()))?;
         r.register(Box::new(self.producer_resets.clone()))?;

@@ -1,7 +1,7 @@
 //! Pure scoring: bytes or a record in, a prediction or a rejection out. No I/O here.
 
 use heart_model::Model;
-use heart_schemas::{AvroRecord, PatientRecord, Prediction, Reason, RiskThresholds};
+use heart_schemas::{AvroRecord, DecodeError, PatientRecord, Prediction, Reason, RiskThresholds};
 
 /// A record that cannot be scored: the reason code and a message naming what is wrong.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +45,19 @@ pub fn score_record(
     }
 }
 
-/// Decodes, validates and scores one Kafka value.
+impl Rejection {
+    /// The rejection of a value that does not decode.
+    pub fn undecodable(error: &DecodeError) -> Self {
+        Self {
+            reason: Reason::for_decode(error),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// Decodes, validates and scores one Kafka value framed with this build's schema (single-object
+/// encoding). Registry-framed values are decoded by the pipeline's `writer_schemas` and scored
+/// with [`score_decoded`].
 ///
 /// # Errors
 /// A [`Rejection`] when the value is absent, not decodable or fails validation.
@@ -55,17 +67,32 @@ pub fn score_bytes(
     value: Option<&[u8]>,
     now_ms: i64,
 ) -> Result<Scored, Rejection> {
-    let record = PatientRecord::decode(value.unwrap_or_default()).map_err(|e| Rejection {
-        reason: Reason::for_decode(&e),
-        message: e.to_string(),
-    })?;
+    let decoded = PatientRecord::decode(value.unwrap_or_default());
+    score_decoded(
+        model,
+        thresholds,
+        decoded.map_err(|e| Rejection::undecodable(&e)),
+        now_ms,
+    )
+}
+
+/// Validates and scores a decoded record (or passes its decoding's rejection on).
+///
+/// # Errors
+/// The decoding's [`Rejection`], or one for a record that fails validation.
+pub fn score_decoded(
+    model: &Model,
+    thresholds: &RiskThresholds,
+    decoded: Result<PatientRecord, Rejection>,
+    now_ms: i64,
+) -> Result<Scored, Rejection> {
+    let record = decoded?;
     record.validate().map_err(|e| Rejection {
         reason: Reason::for_invalid(&e),
         message: e.to_string(),
     })?;
-    let probability_ok = |s: &Scored| s.prediction.probability.is_finite();
     let scored = score_record(model, thresholds, record, now_ms);
-    if probability_ok(&scored) {
+    if scored.prediction.probability.is_finite() {
         Ok(scored)
     } else {
         Err(Rejection {

@@ -1,14 +1,25 @@
 //! What the pipeline tells the sidecar's `/readyz`: whether it runs, and why it is not healthy.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The parts of the pipeline that can get stuck, each reporting its own problem so that one
+/// recovering does not hide another that has not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Writing and committing batches.
+    Output,
+    /// Fetching writer schemas from the Schema Registry.
+    Registry,
+}
 
 /// Pipeline state shared with the HTTP sidecar.
 #[derive(Debug, Default)]
 pub struct PipelineStatus {
     running: AtomicBool,
-    /// Why the pipeline cannot make progress, while it cannot.
-    problem: Mutex<Option<String>>,
+    /// Why the pipeline cannot make progress, per stage, while it cannot.
+    problems: Mutex<BTreeMap<Stage, String>>,
 }
 
 impl PipelineStatus {
@@ -22,19 +33,44 @@ impl PipelineStatus {
         self.running.load(Ordering::SeqCst)
     }
 
-    /// Records why the pipeline is stuck (`None` once it makes progress again).
-    pub fn set_problem(&self, problem: Option<String>) {
-        *self
-            .problem
+    /// Records why `stage` is stuck (`None` once it makes progress again).
+    pub fn set_problem(&self, stage: Stage, problem: Option<String>) {
+        let mut problems = self
+            .problems
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = problem;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match problem {
+            Some(p) => problems.insert(stage, p),
+            None => problems.remove(&stage),
+        };
     }
 
-    /// Why the pipeline is stuck, if it is.
+    /// Why the pipeline is stuck, if it is (every stuck stage, `; `-separated).
     pub fn problem(&self) -> Option<String> {
-        self.problem
+        let problems = self
+            .problems
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (!problems.is_empty()).then(|| problems.values().cloned().collect::<Vec<_>>().join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_stage_recovering_does_not_hide_another() {
+        let status = PipelineStatus::default();
+        status.set_problem(Stage::Output, Some("no batch committed".into()));
+        status.set_problem(Stage::Registry, Some("registry down".into()));
+        assert_eq!(
+            status.problem().as_deref(),
+            Some("no batch committed; registry down")
+        );
+        status.set_problem(Stage::Output, None);
+        assert_eq!(status.problem().as_deref(), Some("registry down"));
+        status.set_problem(Stage::Registry, None);
+        assert_eq!(status.problem(), None);
     }
 }

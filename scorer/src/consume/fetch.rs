@@ -3,6 +3,7 @@
 //! finishes the work in flight for the partitions leaving, so their new owner starts exactly at
 //! the committed offsets.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -19,10 +20,12 @@ use tokio_util::sync::CancellationToken;
 use super::ConsumeError;
 use super::batch::Batch;
 use super::handoff::Handoff;
-use super::route::Router;
+use super::route::{OutputFraming, Router};
 use crate::dead_letter::Source;
 use crate::metrics::Metrics;
 use crate::model_store::ModelStore;
+use crate::status::{PipelineStatus, Stage};
+use crate::writer_schemas::{Decoded, PatientDecoder};
 
 /// The consumer's callbacks and the batch being filled (the revoke callback hands it over).
 pub(crate) struct FetchContext {
@@ -34,9 +37,31 @@ pub(crate) struct FetchContext {
     pub open: Mutex<Option<Batch>>,
     /// How long a revoke waits for in-flight batches to finish.
     pub revoke_wait: Duration,
+    /// Partitions held at a record whose writer schema the registry cannot be asked about.
+    pub held: Mutex<BTreeMap<i32, Hold>>,
 }
 
+/// A partition paused at `offset`, whose record names registry id `id`.
+#[derive(Debug)]
+pub(crate) struct Hold {
+    id: u32,
+    offset: i64,
+    since: Instant,
+    next_try: Instant,
+    backoff: Duration,
+    error: String,
+}
+
+/// First and longest wait between registry retries while a partition is held.
+const HOLD_BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(5));
+
 impl FetchContext {
+    fn held(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, Hold>> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn take_open(&self) -> Option<Batch> {
         self.open
             .lock()
@@ -103,6 +128,14 @@ impl ConsumerContext for FetchContext {
                     );
                 }
                 self.handoff.forget(&ids);
+                let mut held = self.held();
+                for id in &ids {
+                    held.remove(id);
+                }
+                self.metrics
+                    .schema_registry_waiting_partitions
+                    .set(held.len() as i64);
+                drop(held);
                 for id in &ids {
                     let _ = self
                         .metrics
@@ -133,12 +166,16 @@ pub(crate) struct FetchStage<'a> {
     pub store: &'a ModelStore,
     pub thresholds: RiskThresholds,
     pub max_output_bytes: usize,
+    pub framing: OutputFraming,
     pub batch_max_records: usize,
     pub batch_linger: Duration,
     pub drain_timeout: Duration,
     pub drain_deadline: &'a OnceLock<Instant>,
     /// Shutdown (SIGTERM) or the output stage giving up.
     pub stop: &'a CancellationToken,
+    pub status: &'a PipelineStatus,
+    /// How long partitions may wait for the registry before readiness turns off.
+    pub stall_timeout: Duration,
 }
 
 static BATCH_IDS: AtomicU64 = AtomicU64::new(1);
@@ -153,7 +190,15 @@ impl FetchStage<'_> {
             if pause {
                 self.consumer.pause(&tpl)
             } else {
-                self.consumer.resume(&tpl)
+                // Partitions held for the registry stay paused.
+                let held = self.consumer.context().held();
+                let mut free = TopicPartitionList::new();
+                for e in tpl.elements() {
+                    if !held.contains_key(&e.partition()) {
+                        free.add_partition(e.topic(), e.partition());
+                    }
+                }
+                self.consumer.resume(&free)
             }
         });
         match result {
@@ -176,11 +221,127 @@ impl FetchStage<'_> {
         }
     }
 
+    /// Holds `partition` at the record at `offset`: pauses it and seeks back to the record, so
+    /// that it is fetched again once the registry answers about `id`. Nothing after it in that
+    /// partition is routed meanwhile, so order and offsets stay as they were.
+    fn hold(&self, partition: i32, offset: i64, id: u32, error: &heart_registry::RegistryError) {
+        let ctx = self.consumer.context();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&ctx.topic, partition);
+        if let Err(e) = self.consumer.pause(&tpl) {
+            tracing::warn!(partition, error = %e, "cannot pause a partition held for the registry");
+        }
+        if let Err(e) = self.consumer.seek(
+            &ctx.topic,
+            partition,
+            Offset::Offset(offset),
+            Duration::from_secs(5),
+        ) {
+            tracing::warn!(partition, offset, error = %e, "cannot seek back a held partition");
+        }
+        let now = Instant::now();
+        let mut held = ctx.held();
+        held.insert(
+            partition,
+            Hold {
+                id,
+                offset,
+                since: now,
+                next_try: now + HOLD_BACKOFF.0,
+                backoff: HOLD_BACKOFF.0,
+                error: error.to_string(),
+            },
+        );
+        ctx.metrics
+            .schema_registry_waiting_partitions
+            .set(held.len() as i64);
+        tracing::warn!(partition, offset, schema_id = id, error = %error, "partition waits for the schema registry");
+    }
+
+    /// Asks the registry again about the ids held partitions wait for; resumes those it
+    /// answered. Turns readiness off while a partition has waited longer than the stall bound.
+    fn retry_holds(&self, decoder: &mut PatientDecoder, reported: &mut Option<Instant>) {
+        let ctx = self.consumer.context();
+        let now = Instant::now();
+        let mut held = ctx.held();
+        if held.is_empty() {
+            if reported.take().is_some() {
+                self.status.set_problem(Stage::Registry, None);
+                tracing::info!("schema registry answers again; no partition waits");
+            }
+            return;
+        }
+        let due: Vec<u32> = held
+            .values()
+            .filter(|h| h.next_try <= now)
+            .map(|h| h.id)
+            .collect();
+        for id in due {
+            match decoder.retry(id) {
+                Ok(()) => {
+                    let mut tpl = TopicPartitionList::new();
+                    held.retain(|&partition, h| {
+                        if h.id != id {
+                            return true;
+                        }
+                        tpl.add_partition(&ctx.topic, partition);
+                        tracing::info!(
+                            partition,
+                            offset = h.offset,
+                            schema_id = id,
+                            waited_ms = h.since.elapsed().as_millis() as u64,
+                            "partition resumes"
+                        );
+                        false
+                    });
+                    if let Err(e) = self.consumer.resume(&tpl) {
+                        tracing::warn!(error = %e, "cannot resume partitions held for the registry");
+                    }
+                }
+                Err(error) => {
+                    for h in held.values_mut().filter(|h| h.id == id) {
+                        h.backoff = (h.backoff * 2).min(HOLD_BACKOFF.1);
+                        h.next_try = Instant::now() + h.backoff;
+                        h.error = error.to_string();
+                    }
+                }
+            }
+        }
+        ctx.metrics
+            .schema_registry_waiting_partitions
+            .set(held.len() as i64);
+        let Some(oldest) = held.values().min_by_key(|h| h.since) else {
+            return;
+        };
+        let waited = oldest.since.elapsed();
+        if waited < self.stall_timeout {
+            return;
+        }
+        self.status.set_problem(
+            Stage::Registry,
+            Some(format!(
+                "{} partition(s) wait for the schema registry, the longest for {} s; last error: {}",
+                held.len(),
+                waited.as_secs(),
+                oldest.error
+            )),
+        );
+        if reported.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+            tracing::error!(
+                partitions = held.len(),
+                waited_ms = waited.as_millis() as u64,
+                error = %oldest.error,
+                "records wait for the schema registry; check --schema-registry-url and the registry"
+            );
+            *reported = Some(Instant::now());
+        }
+    }
+
     /// Polls and routes until stopped, then hands over the open batch (drain).
     ///
     /// # Errors
     /// [`ConsumeError::Encode`] if an output cannot be encoded (a bug, not bad input).
-    pub fn run(&self) -> Result<(), ConsumeError> {
+    pub fn run(&self, decoder: &mut PatientDecoder) -> Result<(), ConsumeError> {
         let ctx = self.consumer.context();
         let handoff = &*ctx.handoff;
         let topic = ctx.topic.as_str();
@@ -190,7 +351,9 @@ impl FetchStage<'_> {
         let mut errors = heart_kafka::Throttle::new(Duration::from_secs(10));
         let mut now_ms = heart_schemas::now_ms();
         let mut paused = false;
+        let mut registry_reported = None;
         while !self.stop.is_cancelled() {
+            self.retry_holds(decoder, &mut registry_reported);
             if let Some(rewind) = handoff.take_rewind() {
                 ctx.take_open();
                 epoch += 1;
@@ -236,6 +399,18 @@ impl FetchStage<'_> {
                     }
                 }
                 Some(Ok(message)) => {
+                    let (partition, offset) = (message.partition(), message.offset());
+                    // Fetched before the hold took effect: it is fetched again after it.
+                    if ctx.held().contains_key(&partition) {
+                        continue;
+                    }
+                    let decoded = match decoder.decode(message.payload()) {
+                        Decoded::Ready(decoded) => decoded,
+                        Decoded::Wait { id, error } => {
+                            self.hold(partition, offset, id, &error);
+                            continue;
+                        }
+                    };
                     let mut guard = ctx
                         .open
                         .lock()
@@ -258,12 +433,12 @@ impl FetchStage<'_> {
                     let (Some(batch), Some(model)) = (guard.as_mut(), model.as_deref()) else {
                         continue;
                     };
-                    let (partition, offset) = (message.partition(), message.offset());
                     let cap = handoff.on_record(partition, offset);
                     let router = Router {
                         model,
                         thresholds: &self.thresholds,
                         max_output_bytes: self.max_output_bytes,
+                        framing: self.framing,
                     };
                     let source = Source {
                         topic,
@@ -276,7 +451,7 @@ impl FetchStage<'_> {
                     if batch.len() % 64 == 0 {
                         now_ms = heart_schemas::now_ms();
                     }
-                    router.route(source, cap, now_ms, batch)?;
+                    router.route(source, decoded, cap, now_ms, batch)?;
                     full = batch.len() >= self.batch_max_records;
                 }
             }

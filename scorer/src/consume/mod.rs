@@ -30,13 +30,17 @@ use rdkafka::error::KafkaError;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Delivery};
+use crate::config::{Config, Delivery, OutputFramingArg};
 use crate::metrics::Metrics;
 use crate::model_store::ModelStore;
-use crate::status::PipelineStatus;
+use crate::status::{PipelineStatus, Stage};
+use crate::writer_schemas::PatientDecoder;
 use fetch::{FetchContext, FetchStage};
 use handoff::Handoff;
+use heart_registry::{Registry, RegistryError};
+use heart_schemas::{AvroRecord, DeadLetter, Framing, Prediction};
 use output::OutputStage;
+use route::OutputFraming;
 use txn::OutputProducer;
 
 /// The producer's `message.max.bytes` unless the user sets it.
@@ -64,6 +68,14 @@ pub enum ConsumeError {
     /// A record could not be encoded (a bug, not bad input).
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// The output subjects could not be resolved in the Schema Registry.
+    #[error("output schema {subject:?} in the schema registry: {source}")]
+    OutputSchema {
+        /// The subject.
+        subject: String,
+        /// Why.
+        source: heart_registry::RegistryError,
+    },
     /// A pipeline thread panicked.
     #[error("the pipeline's {stage} stage panicked")]
     Panicked {
@@ -120,6 +132,23 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    let registry = config
+        .registry()
+        .map_err(|e| ConsumeError::OutputSchema {
+            subject: String::new(),
+            source: e,
+        })?
+        .map(Arc::new);
+    let framing = match (&registry, config.output_framing) {
+        (Some(registry), OutputFramingArg::Confluent) => {
+            match output_framing(config, registry, status, token)? {
+                Some(framing) => framing,
+                None => return Ok(()),
+            }
+        }
+        _ => OutputFraming::default(),
+    };
+    let mut decoder = PatientDecoder::new(registry, metrics.clone());
     lower_priority(config.pipeline_niceness);
     let transactional = config.delivery == Delivery::ExactlyOnce;
     let producer_config = config.producer_config()?;
@@ -142,6 +171,7 @@ pub fn run(
         handoff: Arc::clone(&handoff),
         open: Mutex::new(None),
         revoke_wait: call_timeout,
+        held: Mutex::default(),
     };
     let consumer: BaseConsumer<FetchContext> = config
         .consumer_config()?
@@ -174,13 +204,16 @@ pub fn run(
             store,
             thresholds,
             max_output_bytes,
+            framing,
             batch_max_records: config.batch_max_records,
             batch_linger: Duration::from_millis(config.batch_linger_ms),
             drain_timeout: config.drain_timeout(),
             drain_deadline: &drain_deadline,
             stop: &stop,
+            status,
+            stall_timeout: Duration::from_millis(config.stall_timeout_ms),
         };
-        let fetched = fetch.run();
+        let fetched = fetch.run(&mut decoder);
         // Whatever stopped the fetch stage, the output stage finishes what it was handed.
         drain_deadline.get_or_init(|| std::time::Instant::now() + config.drain_timeout());
         handoff.close();
@@ -198,6 +231,83 @@ pub fn run(
         tracing::info!("drained and left the consumer group");
     }
     result
+}
+
+/// The registry ids of this build's Prediction and DeadLetter schemas under their topics'
+/// subjects (TopicNameStrategy), registered first with `--schema-registry-auto-register`. While
+/// the registry is unavailable it retries, not ready; `None` if shut down meanwhile.
+///
+/// # Errors
+/// [`ConsumeError::OutputSchema`] when the registry answers that a subject lacks the schema (or
+/// refuses it): the message says which, and what to do.
+fn output_framing(
+    config: &Config,
+    registry: &Registry,
+    status: &PipelineStatus,
+    token: &CancellationToken,
+) -> Result<Option<OutputFraming>, ConsumeError> {
+    let id = |topic: &str, schema: &str| -> Result<Option<u32>, ConsumeError> {
+        let subject = heart_registry::value_subject(topic);
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let result = if config.schema_registry_auto_register {
+                registry.register(&subject, schema)
+            } else {
+                registry.lookup(&subject, schema)
+            };
+            match result {
+                Ok(id) => {
+                    status.set_problem(Stage::Registry, None);
+                    tracing::info!(subject, schema_id = id, "output schema resolved");
+                    return Ok(Some(id));
+                }
+                Err(error) if error.is_transient() => {
+                    status.set_problem(
+                        Stage::Registry,
+                        Some(format!(
+                            "output subject {subject} cannot be resolved: {error}"
+                        )),
+                    );
+                    tracing::warn!(subject, error = %error, "schema registry unavailable; retrying");
+                    let deadline = std::time::Instant::now() + backoff;
+                    while std::time::Instant::now() < deadline {
+                        if token.is_cancelled() {
+                            return Ok(None);
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(error) => {
+                    let source = match error {
+                        RegistryError::NotFound {
+                            what,
+                            code,
+                            message,
+                        } => RegistryError::NotFound {
+                            what: format!(
+                                "{what}: register this build's schema under {subject:?} (schemas/avro/), or start with --schema-registry-auto-register"
+                            ),
+                            code,
+                            message,
+                        },
+                        other => other,
+                    };
+                    return Err(ConsumeError::OutputSchema { subject, source });
+                }
+            }
+        }
+    };
+    let Some(prediction) = id(&config.predictions_topic, Prediction::schema_info().text)? else {
+        return Ok(None);
+    };
+    let Some(dead_letter) = id(&config.dead_letter_topic, DeadLetter::schema_info().text)? else {
+        return Ok(None);
+    };
+    Ok(Some(OutputFraming {
+        prediction: Framing::Confluent { id: prediction },
+        dead_letter: Framing::Confluent { id: dead_letter },
+    }))
 }
 
 #[cfg(test)]

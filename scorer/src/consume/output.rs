@@ -21,7 +21,7 @@ use super::handoff::Handoff;
 use super::txn::{Deliveries, Failure, OutputProducer, classify, is_record_too_large};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::status::PipelineStatus;
+use crate::status::{PipelineStatus, Stage};
 
 const SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
 const PROBLEM_LOG_INTERVAL: Duration = Duration::from_secs(30);
@@ -99,7 +99,7 @@ impl OutputStage<'_> {
                     }
                     since_summary += records as u64;
                     if health.failing_since.take().is_some() {
-                        self.status.set_problem(None);
+                        self.status.set_problem(Stage::Output, None);
                         tracing::info!(failures = health.failures, "pipeline recovered");
                     }
                     health = Health::default();
@@ -348,12 +348,15 @@ impl OutputStage<'_> {
         if now - since < Duration::from_millis(self.config.stall_timeout_ms) {
             return;
         }
-        self.status.set_problem(Some(format!(
-            "no batch committed for {} s ({} failures); last error: {}",
-            (now - since).as_secs(),
-            health.failures,
-            health.last_error
-        )));
+        self.status.set_problem(
+            Stage::Output,
+            Some(format!(
+                "no batch committed for {} s ({} failures); last error: {}",
+                (now - since).as_secs(),
+                health.failures,
+                health.last_error
+            )),
+        );
         if health
             .last_logged
             .is_none_or(|t| now - t >= PROBLEM_LOG_INTERVAL)

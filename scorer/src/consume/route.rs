@@ -4,11 +4,11 @@
 use std::time::Instant;
 
 use heart_model::Model;
-use heart_schemas::{AvroRecord, EncodeError, Reason, RiskThresholds};
+use heart_schemas::{AvroRecord, EncodeError, Framing, PatientRecord, Reason, RiskThresholds};
 
 use super::batch::{Batch, Output, Topic};
 use crate::dead_letter::{self, RECORD_OVERHEAD, Source};
-use crate::score::{Rejection, score_bytes};
+use crate::score::{Rejection, score_decoded};
 
 /// One record in this many is timed for `scorer_score_duration_seconds`.
 const SAMPLE: i64 = 32;
@@ -23,17 +23,30 @@ pub(crate) struct Router<'a> {
     pub thresholds: &'a RiskThresholds,
     /// Largest output record, bytes (the producer's `message.max.bytes`).
     pub max_output_bytes: usize,
+    /// The header each output topic's records carry.
+    pub framing: OutputFraming,
+}
+
+/// The header written in front of each output's Avro body (`--output-framing`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct OutputFraming {
+    /// For predictions.
+    pub prediction: Framing,
+    /// For dead letters.
+    pub dead_letter: Framing,
 }
 
 impl Router<'_> {
-    /// Scores `source` and appends its one output to `batch`. `cap` lowers the size limit for a
-    /// record whose output the broker refused as too large before.
+    /// Scores `source`, whose value decoded to `decoded`, and appends its one output to `batch`.
+    /// `cap` lowers the size limit for a record whose output the broker refused as too large
+    /// before.
     ///
     /// # Errors
     /// [`EncodeError`] only for a record its own schema cannot represent (a bug).
     pub fn route(
         &self,
         source: Source<'_>,
+        decoded: Result<PatientRecord, Rejection>,
         cap: Option<usize>,
         now_ms: i64,
         batch: &mut Batch,
@@ -42,7 +55,7 @@ impl Router<'_> {
         // record in SAMPLE is timed and stands for the others.
         let started = (source.offset % SAMPLE == 0).then(Instant::now);
         let budget = cap.unwrap_or(self.max_output_bytes);
-        let outcome = score_bytes(self.model, self.thresholds, source.value, now_ms);
+        let outcome = score_decoded(self.model, self.thresholds, decoded, now_ms);
         let outcome = match outcome {
             Ok(scored) => {
                 let key_len = source
@@ -69,7 +82,7 @@ impl Router<'_> {
                     None => batch.append(p.patient_id.as_bytes()),
                 };
                 let start = batch.buffer().len();
-                p.encode_into(batch.buffer())?;
+                p.encode_framed_into(self.framing.prediction, batch.buffer())?;
                 let value = start..batch.buffer().len();
                 batch.count_prediction(p.risk_level, p.event_time, scored.unseen_categories);
                 batch.push(Output {
@@ -97,7 +110,7 @@ impl Router<'_> {
                 };
                 let key = dead_letter::record_key(source, &letter).map(|k| batch.append(k));
                 let start = batch.buffer().len();
-                letter.encode_into(batch.buffer())?;
+                letter.encode_framed_into(self.framing.dead_letter, batch.buffer())?;
                 let value = start..batch.buffer().len();
                 batch.dead_letters.push(reason);
                 batch.push(Output {
@@ -120,10 +133,14 @@ impl Router<'_> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use heart_schemas::{DeadLetter, PatientRecord, Prediction};
+    use heart_schemas::{DeadLetter, Prediction};
 
     use super::*;
     use crate::score::tests::{model, record};
+
+    fn decoded(value: &[u8]) -> Result<PatientRecord, Rejection> {
+        PatientRecord::decode(value).map_err(|e| Rejection::undecodable(&e))
+    }
 
     fn source<'a>(key: Option<&'a [u8]>, value: &'a [u8], offset: i64) -> Source<'a> {
         Source {
@@ -143,6 +160,7 @@ mod tests {
             model: &m,
             thresholds: &thresholds,
             max_output_bytes: 1_000_000,
+            framing: OutputFraming::default(),
         };
         let mut batch = Batch::new(1, 0, 3, 4);
         let good = record().encode().unwrap();
@@ -153,10 +171,22 @@ mod tests {
         .encode()
         .unwrap();
         router
-            .route(source(Some(b"k1"), &good, 10), None, 5, &mut batch)
+            .route(
+                source(Some(b"k1"), &good, 10),
+                decoded(&good),
+                None,
+                5,
+                &mut batch,
+            )
             .unwrap();
         router
-            .route(source(Some(b"k2"), &bad, 11), None, 5, &mut batch)
+            .route(
+                source(Some(b"k2"), &bad, 11),
+                decoded(&bad),
+                None,
+                5,
+                &mut batch,
+            )
             .unwrap();
         assert_eq!(batch.len(), 2);
         let (p, d) = (&batch.outputs[0], &batch.outputs[1]);
@@ -181,17 +211,19 @@ mod tests {
             model: &m,
             thresholds: &thresholds,
             max_output_bytes: 1_000_000,
+            framing: OutputFraming::default(),
         };
         let mut batch = Batch::new(1, 0, 1, 2);
         let huge = vec![0xC3u8; 1_040_000];
         router
-            .route(source(None, &huge, 0), None, 5, &mut batch)
+            .route(source(None, &huge, 0), decoded(&huge), None, 5, &mut batch)
             .unwrap();
         let good = record().encode().unwrap();
         // A cap learned from the broker applies to that record only.
         router
             .route(
                 source(Some(&[b'k'; 4096]), &good, 1),
+                decoded(&good),
                 Some(2048),
                 5,
                 &mut batch,

@@ -9,6 +9,7 @@
 mod faults;
 #[path = "../common/fixtures.rs"]
 mod fixtures;
+mod registry;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
