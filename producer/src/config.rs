@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use heart_kafka::{ClientConfigError, LogArgs, Role, client_config};
+use heart_registry::{Registry, RegistryArgs};
 use rdkafka::ClientConfig;
 
 use crate::error::ConfigError;
@@ -37,6 +38,11 @@ pub struct Config {
     /// Logging (the level comes from RUST_LOG).
     #[command(flatten, next_help_heading = "Logging (all subcommands)")]
     pub log: LogArgs,
+
+    /// Schema Registry: `send --framing confluent` takes its schema id from it, `tail` resolves
+    /// Confluent-framed predictions with it.
+    #[command(flatten, next_help_heading = "Schema Registry (all subcommands)")]
+    pub registry: RegistryArgs,
 
     /// What to do.
     #[command(subcommand)]
@@ -112,6 +118,16 @@ impl SourceKind {
     }
 }
 
+/// The header `send` writes in front of each record's Avro body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FramingArg {
+    /// Avro single-object encoding: `C3 01` and the schema's fingerprint (no registry needed).
+    SingleObject,
+    /// Confluent wire format: `00` and the schema's registry id, from the subject
+    /// `<topic>-value` (needs --schema-registry-url).
+    Confluent,
+}
+
 /// `producer send`.
 #[derive(Debug, Clone, Args)]
 pub struct SendArgs {
@@ -122,6 +138,17 @@ pub struct SendArgs {
     /// Where the records come from.
     #[arg(long, env = "PRODUCER_SOURCE", value_enum, default_value_t = SourceKind::Uci)]
     pub source: SourceKind,
+
+    /// Header of each record: single-object (the schema's fingerprint) or confluent (a Schema
+    /// Registry id, for consumers that deserialize through a registry). The scorer reads both.
+    #[arg(long, env = "PRODUCER_FRAMING", value_enum, default_value_t = FramingArg::SingleObject)]
+    pub framing: FramingArg,
+
+    /// With --framing confluent: register the PatientRecord schema under `<topic>-value` if it
+    /// is not there (as Confluent's serializers do by default); `false` only looks it up and
+    /// fails if the subject lacks it.
+    #[arg(long, env = "PRODUCER_SCHEMA_REGISTRY_AUTO_REGISTER", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub schema_registry_auto_register: bool,
 
     /// Input file for uci, csv and jsonl [default for uci: ../shared/data/processed.cleveland.data].
     #[arg(long, env = "HEART_DATA", value_name = "PATH")]
@@ -336,8 +363,12 @@ impl Config {
                 }
                 args.data_path()?;
                 args.producer_config(&self.kafka)?;
+                if args.framing == FramingArg::Confluent && self.registry.validate()?.is_none() {
+                    return Err(ConfigError::FramingNeedsRegistry);
+                }
             }
             Command::Tail(args) => {
+                self.registry.validate()?;
                 if args.timeout_s == Some(0) {
                     return Err(ConfigError::ZeroTimeout);
                 }
@@ -345,6 +376,17 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The Schema Registry client, if one is configured.
+    ///
+    /// # Errors
+    /// [`ConfigError::Registry`] for invalid registry flags.
+    pub fn registry(&self) -> Result<Option<std::sync::Arc<Registry>>, ConfigError> {
+        Ok(self
+            .registry
+            .validate()?
+            .map(|c| std::sync::Arc::new(Registry::new(c))))
     }
 }
 

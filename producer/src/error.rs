@@ -27,6 +27,14 @@ pub enum ConfigError {
         /// The value given.
         ratio: f64,
     },
+    /// The Schema Registry flags are invalid.
+    #[error(transparent)]
+    Registry(#[from] heart_registry::RegistryError),
+    /// `--framing confluent` without a registry.
+    #[error(
+        "--framing confluent needs --schema-registry-url (SCHEMA_REGISTRY_URL): the schema id comes from the registry"
+    )]
+    FramingNeedsRegistry,
     /// `--max-in-flight 0` would never send.
     #[error("--max-in-flight must be at least 1")]
     ZeroInFlight,
@@ -132,6 +140,14 @@ pub enum SendError {
     /// Bad input.
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// The schema id for `--framing confluent` could not be had from the registry.
+    #[error("cannot get the schema id of subject {subject:?} from the schema registry")]
+    Registry {
+        /// The subject.
+        subject: String,
+        /// Why.
+        source: heart_registry::RegistryError,
+    },
     /// The producer could not be created (bad librdkafka property, for example).
     #[error("cannot create the Kafka producer")]
     Create(#[source] KafkaError),

@@ -59,10 +59,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Outcome,
     tracing::info!(kafka = %config.kafka.connection.redacted(), "starting");
     match &config.command {
         config::Command::Send(args) => Ok(Outcome::Sent(
-            send::run(&config.kafka, args, shutdown).await?,
+            send::run(&config.kafka, config.registry()?, args, shutdown).await?,
         )),
         config::Command::Tail(args) => Ok(Outcome::Tailed(
-            tail::run(&config.kafka, args, shutdown).await?,
+            tail::run(&config.kafka, config.registry()?, args, shutdown).await?,
         )),
     }
 }

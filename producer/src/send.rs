@@ -15,9 +15,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use heart_schemas::AvroRecord;
+use heart_registry::Registry;
+use heart_schemas::{AvroRecord, Framing, PatientRecord};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -28,7 +30,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, instrument, warn};
 
-use crate::config::{KafkaSettings, SendArgs};
+use crate::config::{FramingArg, KafkaSettings, SendArgs};
 use crate::error::{ConfigError, SendError};
 use crate::invalid::{InvalidKind, InvalidMix};
 use crate::rate::Pacer;
@@ -238,10 +240,12 @@ struct Outgoing {
 #[instrument(skip_all, fields(topic = %args.topic, source = %args.source))]
 pub(crate) async fn run(
     kafka: &KafkaSettings,
+    registry: Option<Arc<Registry>>,
     args: &SendArgs,
     shutdown: CancellationToken,
 ) -> Result<SendSummary, SendError> {
     let mut source = Source::open(args)?;
+    let framing = framing(registry, args).await?;
     let producer: FutureProducer = args
         .producer_config(kafka)
         .map_err(ConfigError::from)?
@@ -285,8 +289,10 @@ pub(crate) async fn run(
                 let Some(row) = pending.take() else { break };
                 let record = row.stamped(now_ms());
                 pending = source.next();
+                let mut value = Vec::with_capacity(96);
+                record.encode_framed_into(framing, &mut value)?;
                 Outgoing {
-                    value: record.encode()?,
+                    value,
                     key: record.patient_id,
                     invalid: None,
                 }
@@ -487,6 +493,41 @@ fn settle(
 }
 
 /// Fails fast when the broker does not answer or the topic is missing.
+/// The header to write: for `--framing confluent`, the id of this build's PatientRecord schema
+/// under `<topic>-value`, registered first unless `--schema-registry-auto-register false`.
+async fn framing(registry: Option<Arc<Registry>>, args: &SendArgs) -> Result<Framing, SendError> {
+    let (FramingArg::Confluent, Some(registry)) = (args.framing, registry) else {
+        return Ok(Framing::SingleObject);
+    };
+    let subject = heart_registry::value_subject(&args.topic);
+    let auto_register = args.schema_registry_auto_register;
+    let lookup_subject = subject.clone();
+    // A blocking HTTP call, once: off the runtime's threads.
+    let id = tokio::task::spawn_blocking(move || {
+        let schema = PatientRecord::schema_info().text;
+        if auto_register {
+            registry.register(&lookup_subject, schema)
+        } else {
+            registry.lookup(&lookup_subject, schema)
+        }
+    })
+    .await
+    .map_err(|e| SendError::Registry {
+        subject: subject.clone(),
+        source: heart_registry::RegistryError::Config(e.to_string()),
+    })?
+    .map_err(|source| SendError::Registry {
+        subject: subject.clone(),
+        source,
+    })?;
+    info!(
+        subject,
+        schema_id = id,
+        "records carry the schema registry id"
+    );
+    Ok(Framing::Confluent { id })
+}
+
 async fn check_topic(
     producer: &FutureProducer,
     kafka: &KafkaSettings,

@@ -11,8 +11,9 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use heart_registry::{Decoder, Registry};
 use heart_schemas::topics::HEADER_REASON;
-use heart_schemas::{AvroRecord, DeadLetter, Prediction, RiskLevel};
+use heart_schemas::{DeadLetter, Prediction, RiskLevel};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -210,9 +211,14 @@ fn start_offset(args: &TailArgs) -> Offset {
 #[instrument(skip_all, fields(topic = %args.topic))]
 pub(crate) async fn run(
     kafka: &KafkaSettings,
+    registry: Option<Arc<Registry>>,
     args: &TailArgs,
     shutdown: CancellationToken,
 ) -> Result<TailSummary, TailError> {
+    let mut decoders = Decoders {
+        predictions: Decoder::new(registry.clone()),
+        dead_letters: Decoder::new(registry),
+    };
     let group = args
         .group
         .clone()
@@ -273,7 +279,7 @@ pub(crate) async fn run(
         };
         match received {
             Ok(message) => {
-                if let Some(p) = handle(&message, args, &mut tally)
+                if let Some(p) = handle(&message, args, &mut decoders, &mut tally)
                     && !args.quiet
                 {
                     let line = serde_json::to_string(&p).unwrap_or_default();
@@ -319,12 +325,25 @@ fn finish(args: &TailArgs, tally: &Tally, timed_out: bool) -> Result<TailSummary
     }
 }
 
-/// Decodes one message into the tally; returns the prediction to print, if it was one.
-fn handle(message: &BorrowedMessage<'_>, args: &TailArgs, tally: &mut Tally) -> Option<Prediction> {
+/// Decoders of both framings, for the two topics tail reads.
+struct Decoders {
+    predictions: Decoder<Prediction>,
+    dead_letters: Decoder<DeadLetter>,
+}
+
+/// Decodes one message into the tally; returns the prediction to print, if it was one. A
+/// registry id met for the first time costs one blocking registry request (bounded by
+/// --schema-registry-timeout-ms); tail is a reference client, so that is acceptable here.
+fn handle(
+    message: &BorrowedMessage<'_>,
+    args: &TailArgs,
+    decoders: &mut Decoders,
+    tally: &mut Tally,
+) -> Option<Prediction> {
     let payload = message.payload().unwrap_or_default();
     if message.topic() == args.topic {
-        match Prediction::decode(payload) {
-            Ok(p) => {
+        match decoders.predictions.decode(payload) {
+            Ok((p, _)) => {
                 tally.prediction(&p, now_ms());
                 return Some(p);
             }
@@ -334,8 +353,8 @@ fn handle(message: &BorrowedMessage<'_>, args: &TailArgs, tally: &mut Tally) -> 
             }
         }
     } else {
-        match DeadLetter::decode(payload) {
-            Ok(d) => tally.dead_letter(d.reason),
+        match decoders.dead_letters.decode(payload) {
+            Ok((d, _)) => tally.dead_letter(d.reason),
             Err(err) => match reason_header(message) {
                 Some(reason) => tally.dead_letter(reason),
                 None => {

@@ -15,17 +15,21 @@
 //! # Layout
 //! - [`config`]: [`RegistryArgs`] (the `SCHEMA_REGISTRY_*` flags) and [`RegistryConfig`].
 //! - [`client`]: [`Registry`], the REST calls and their caches.
+//! - [`decoder`]: [`Decoder`], which reads a record in either framing (single-object or
+//!   Confluent), with writer schemas from the registry resolved to this build's.
 //! - [`error`]: [`RegistryError`], sorted by what the caller should do.
 //! - `standin` (feature `standin`): `StandIn`, which runs the test stand-in `scripts/schema-registry`.
 
 pub mod client;
 pub mod config;
+pub mod decoder;
 pub mod error;
 #[cfg(feature = "standin")]
 pub mod standin;
 
 pub use client::{Registry, SubjectVersion};
 pub use config::{RegistryArgs, RegistryConfig};
+pub use decoder::{DecodeFailure, Decoder, Header, Lookup};
 pub use error::RegistryError;
 #[cfg(feature = "standin")]
 pub use standin::StandIn;

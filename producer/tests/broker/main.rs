@@ -500,3 +500,104 @@ async fn tail_exits_0_on_sigterm_and_prints_its_summary() {
         tail.output()
     );
 }
+
+#[tokio::test]
+async fn send_framing_confluent_registers_the_schema_and_tail_reads_confluent_predictions() {
+    let registry = heart_registry::StandIn::start();
+    let topic = fresh_topic("confluent", 3).await;
+    let outcome = run(&[
+        "--schema-registry-url",
+        registry.url(),
+        "send",
+        "--topic",
+        &topic,
+        "--data",
+        UCI,
+        "--framing",
+        "confluent",
+    ])
+    .await
+    .unwrap();
+    let Outcome::Sent(summary) = outcome else {
+        panic!("send returned {outcome:?}")
+    };
+    assert_eq!(summary.sent, 303);
+    let id = registry
+        .registry()
+        .lookup(
+            &heart_registry::value_subject(&topic),
+            PatientRecord::schema_info().text,
+        )
+        .unwrap();
+    for m in read_all(&topic, 303) {
+        let value = m.value.unwrap();
+        let heart_schemas::Framed::Registry { id: got, body } =
+            PatientRecord::frame(&value).unwrap()
+        else {
+            panic!("not Confluent-framed: {:02x?}", &value[..5]);
+        };
+        assert_eq!(got, id);
+        PatientRecord::decode_body(body).unwrap();
+    }
+
+    // Without auto-registration, a subject that lacks the schema is an error naming it.
+    let unregistered = fresh_topic("confluent-unregistered", 1).await;
+    let err = run(&[
+        "--schema-registry-url",
+        registry.url(),
+        "send",
+        "--topic",
+        &unregistered,
+        "--data",
+        UCI,
+        "--framing",
+        "confluent",
+        "--schema-registry-auto-register",
+        "false",
+    ])
+    .await
+    .unwrap_err();
+    let text = format!("{:#}", anyhow::Error::from(err));
+    assert!(text.contains(&format!("{unregistered}-value")), "{text}");
+
+    let predictions = fresh_topic("confluent-predictions", 2).await;
+    let id = registry
+        .registry()
+        .register(
+            &heart_registry::value_subject(&predictions),
+            Prediction::schema_info().text,
+        )
+        .unwrap();
+    write(
+        &predictions,
+        (0..5)
+            .map(|i| {
+                let p = prediction(&format!("c{i}"), RiskLevel::Low, 3);
+                let mut v = Vec::new();
+                p.encode_framed_into(heart_schemas::Framing::Confluent { id }, &mut v)
+                    .unwrap();
+                (p.patient_id, v)
+            })
+            .collect(),
+    )
+    .await;
+    let outcome = run(&[
+        "--schema-registry-url",
+        registry.url(),
+        "tail",
+        "--topic",
+        &predictions,
+        "--count",
+        "5",
+        "--timeout-s",
+        "30",
+        "--quiet",
+    ])
+    .await
+    .unwrap();
+    let Outcome::Tailed(summary) = outcome else {
+        panic!("tail returned {outcome:?}")
+    };
+    assert_eq!(summary.predictions, 5);
+    assert_eq!(summary.undecodable, 0);
+}
