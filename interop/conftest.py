@@ -58,3 +58,50 @@ def start_schema_registry():
 def schema_registry(start_schema_registry) -> str:
     """The URL of a fresh stand-in Schema Registry (empty, BACKWARD), stopped after the test."""
     return start_schema_registry()
+
+
+@pytest.fixture(scope="session")
+def model_file(bin_dir, tmp_path_factory) -> pathlib.Path:
+    """A model.avro trained by our trainer on the UCI file (2 folds: seconds, not minutes)."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("trainer")
+    data = os.environ.get("HEART_DATA", str(ROOT.parent / "shared" / "data" / "processed.cleveland.data"))
+    subprocess.run(
+        [str(bin_dir / "trainer"), "train", "--data", data, "--out", str(out), "--folds", "2"],
+        check=True,
+        capture_output=True,
+    )
+    return out / "model.avro"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc, timeout: float = 60.0, status: int = 200) -> None:
+    """Polls `url` until it answers `status`; fails early if `proc` exits."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == status:
+                    return
+                last = r.status
+        except urllib.error.HTTPError as e:
+            last = e.code
+        except OSError as e:
+            last = e
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer {status} within {timeout} s (last: {last})")
