@@ -1,5 +1,8 @@
-//! The one HTTP error type: every error response is `{"error":{"code","message"}}`, plus
-//! `details` for validation errors.
+//! The one HTTP error type: every native error response is `{"error":{"code","message"}}`, plus
+//! `details` for validation errors; the Open Inference Protocol routes answer the same errors,
+//! with the same statuses, as `{"error": message}` ([`OipError`]).
+
+use std::borrow::Cow;
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -22,6 +25,14 @@ pub struct FieldError {
 }
 
 impl FieldError {
+    /// The message, prefixed with the batch index or tensor row when there is one.
+    fn located(&self) -> Cow<'_, str> {
+        match self.index {
+            Some(i) => Cow::Owned(format!("[{i}] {}", self.message)),
+            None => Cow::Borrowed(&self.message),
+        }
+    }
+
     /// Wraps a violation.
     pub fn new(index: Option<usize>, violation: Violation) -> Self {
         let message = violation.to_string();
@@ -63,12 +74,20 @@ pub enum ApiError {
         /// Parser message.
         detail: String,
     },
-    /// The JSON has the wrong shape.
+    /// The JSON has the wrong shape (for OIP: an inference request whose tensors do not fit).
     #[error("{0}")]
-    WrongShape(&'static str),
+    WrongShape(Cow<'static, str>),
     /// Fields failed validation.
-    #[error("{} invalid field(s): {}", .0.len(), .0.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "))]
+    #[error("{} invalid field(s): {}", .0.len(), .0.iter().map(FieldError::located).collect::<Vec<_>>().join("; "))]
     Validation(Vec<FieldError>),
+    /// An OIP request named a model, or a version of it, that this replica does not serve.
+    #[error("model {requested:?} is not served here; this replica serves {serving}")]
+    UnknownModel {
+        /// The model (and version) asked for.
+        requested: String,
+        /// The active model and version.
+        serving: String,
+    },
     /// Too many records in a batch.
     #[error("batch of {count} patients exceeds the maximum of {max}")]
     BatchTooLarge {
@@ -92,7 +111,7 @@ impl ApiError {
     /// The HTTP status for this error.
     pub fn status_code(&self) -> StatusCode {
         match self {
-            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::NotFound { .. } | Self::UnknownModel { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -109,6 +128,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotFound { .. } => "not_found",
+            Self::UnknownModel { .. } => "unknown_model",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -136,11 +156,18 @@ struct Inner<'a> {
     details: Option<&'a [FieldError]>,
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        if let Self::Internal(detail) = &self {
+impl ApiError {
+    /// A 5xx is logged here, once, whichever shape answers it.
+    fn log_if_internal(&self) {
+        if let Self::Internal(detail) = self {
             tracing::error!(error = %detail, "request failed");
         }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log_if_internal();
         let details = match &self {
             Self::Validation(errors) => Some(errors.as_slice()),
             _ => None,
@@ -153,5 +180,72 @@ impl IntoResponse for ApiError {
             },
         };
         (self.status_code(), Json(body)).into_response()
+    }
+}
+
+/// An [`ApiError`] on an Open Inference Protocol route: the protocol's body `{"error": message}`
+/// (what tritonclient and KServe clients parse), with the same status and message as natively.
+#[derive(Debug)]
+pub struct OipError(pub ApiError);
+
+impl From<ApiError> for OipError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+#[derive(Serialize)]
+struct OipBody {
+    error: String,
+}
+
+impl IntoResponse for OipError {
+    fn into_response(self) -> Response {
+        self.0.log_if_internal();
+        let body = OipBody {
+            error: self.0.to_string(),
+        };
+        (self.0.status_code(), Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use heart_schemas::Problem;
+
+    fn violation() -> Violation {
+        Violation {
+            field: "age",
+            value: "300".into(),
+            problem: Problem::OutOfRange {
+                min: 1.0,
+                max: 120.0,
+            },
+        }
+    }
+
+    #[test]
+    fn validation_messages_name_the_row_only_when_there_is_one() {
+        let single = ApiError::Validation(vec![FieldError::new(None, violation())]);
+        assert_eq!(
+            single.to_string(),
+            "1 invalid field(s): age = 300 is outside the allowed range 1..=120"
+        );
+        let batch = ApiError::Validation(vec![FieldError::new(Some(2), violation())]);
+        assert_eq!(
+            batch.to_string(),
+            "1 invalid field(s): [2] age = 300 is outside the allowed range 1..=120"
+        );
+    }
+
+    #[test]
+    fn oip_errors_keep_the_status_and_flatten_the_body() {
+        let e = OipError(ApiError::UnknownModel {
+            requested: "other".into(),
+            serving: "heart-disease version 7".into(),
+        });
+        assert_eq!(e.0.status_code(), StatusCode::NOT_FOUND);
+        assert_eq!(e.into_response().status(), StatusCode::NOT_FOUND);
     }
 }

@@ -1,9 +1,12 @@
 //! Liveness, readiness, model metadata, metrics and the OpenAPI document.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use heart_model::Model;
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -19,6 +22,17 @@ pub async fn healthz() -> Json<Value> {
 
 /// `GET /readyz`: a model is active and, unless running from a model file, the consumer runs.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let model = readiness(&state)?;
+    Ok(Json(json!({
+        "status": "ready",
+        "model_name": model.name(),
+        "model_version": model.version_number(),
+    })))
+}
+
+/// The one readiness rule, for `/readyz` and OIP's `/v2/health/ready`: the active model, or why
+/// this replica should not get traffic.
+pub(super) fn readiness(state: &AppState) -> Result<Arc<Model>, ApiError> {
     let Some(model) = state.store.current() else {
         return Err(ApiError::NotReady("no model is active yet".into()));
     };
@@ -30,11 +44,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     if let Some(problem) = state.status.problem() {
         return Err(ApiError::NotReady(problem));
     }
-    Ok(Json(json!({
-        "status": "ready",
-        "model_name": model.name(),
-        "model_version": model.version_number(),
-    })))
+    Ok(model)
 }
 
 /// `GET /model`: the active model's metadata and cross-validation metrics.

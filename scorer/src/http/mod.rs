@@ -1,8 +1,10 @@
-//! The axum sidecar: health, readiness, synchronous predict, model metadata, metrics, OpenAPI.
+//! The axum sidecar: health, readiness, synchronous predict, model metadata, metrics, OpenAPI,
+//! and the same scoring over the Open Inference Protocol v2 (`/v2/...`, see [`oip`]).
 //! It serves from the model store alone, so it keeps answering while the broker is unreachable.
 
 pub mod error;
 pub mod health;
+pub mod oip;
 pub mod predict;
 
 use std::sync::Arc;
@@ -12,14 +14,14 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::Uri;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use heart_schemas::RiskThresholds;
 
 use crate::metrics::Metrics;
 use crate::model_store::ModelStore;
 use crate::status::PipelineStatus;
-use error::ApiError;
+use error::{ApiError, OipError};
 
 /// Everything the handlers need; cheap to clone.
 #[derive(Debug, Clone)]
@@ -41,7 +43,7 @@ pub struct AppState {
 }
 
 /// Every route, for the router and for the test that checks the OpenAPI document.
-pub const ROUTES: [(&str, &str); 7] = [
+pub const ROUTES: [(&str, &str); 16] = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/model"),
@@ -49,6 +51,15 @@ pub const ROUTES: [(&str, &str); 7] = [
     ("GET", "/openapi.json"),
     ("POST", "/predict"),
     ("POST", "/predict/batch"),
+    ("GET", "/v2"),
+    ("GET", "/v2/health/live"),
+    ("GET", "/v2/health/ready"),
+    ("GET", "/v2/models/{name}"),
+    ("GET", "/v2/models/{name}/versions/{version}"),
+    ("GET", "/v2/models/{name}/ready"),
+    ("GET", "/v2/models/{name}/versions/{version}/ready"),
+    ("POST", "/v2/models/{name}/infer"),
+    ("POST", "/v2/models/{name}/versions/{version}/infer"),
 ];
 
 /// Builds the router.
@@ -61,6 +72,24 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(health::openapi))
         .route("/predict", post(predict::predict))
         .route("/predict/batch", post(predict::predict_batch))
+        .route("/v2", get(oip::server_metadata))
+        .route("/v2/health/live", get(oip::live))
+        .route("/v2/health/ready", get(oip::ready))
+        .route("/v2/models/{name}", get(oip::model_metadata))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(oip::version_metadata),
+        )
+        .route("/v2/models/{name}/ready", get(oip::model_ready))
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(oip::version_ready),
+        )
+        .route("/v2/models/{name}/infer", post(oip::infer))
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(oip::version_infer),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
@@ -68,14 +97,25 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found(uri: Uri) -> ApiError {
-    ApiError::NotFound {
+async fn not_found(uri: Uri) -> Response {
+    let error = ApiError::NotFound {
         path: uri.path().chars().take(200).collect(),
-    }
+    };
+    in_protocol_shape(&uri, error)
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
+async fn method_not_allowed(uri: Uri) -> Response {
+    in_protocol_shape(&uri, ApiError::MethodNotAllowed)
+}
+
+/// OIP clients parse `{"error": message}` on every `/v2` path, including unmatched ones.
+fn in_protocol_shape(uri: &Uri, error: ApiError) -> Response {
+    let path = uri.path();
+    if path == "/v2" || path.starts_with("/v2/") {
+        OipError(error).into_response()
+    } else {
+        error.into_response()
+    }
 }
 
 /// Counts and times every request; the route label is the matched pattern, never the raw path.

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
+use heart_model::Model;
 use heart_schemas::{PatientRecord, Prediction};
 use serde::Serialize;
 use serde_json::Value;
@@ -21,35 +22,44 @@ impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let essence = content_type.split(';').next().unwrap_or("").trim();
-        if !(essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json")) {
-            return Err(ApiError::UnsupportedMediaType {
-                found: content_type,
-            });
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge {
-                    limit: state.max_body_bytes,
-                }
-            } else {
-                ApiError::MalformedJson {
-                    detail: rejection.body_text(),
-                }
-            }
-        })?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::MalformedJson {
-                detail: e.to_string(),
-            })
+        read_json(req, state, false).await.map(JsonBody)
     }
+}
+
+/// Reads a JSON body. `untyped_ok` also accepts a request without a Content-Type: OIP clients
+/// (tritonclient among them) send none, while a wrong type is still refused.
+pub(super) async fn read_json(
+    req: Request,
+    state: &AppState,
+    untyped_ok: bool,
+) -> Result<Value, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let json = essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json");
+    if !(json || untyped_ok && essence.is_empty()) {
+        return Err(ApiError::UnsupportedMediaType {
+            found: content_type,
+        });
+    }
+    let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge {
+                limit: state.max_body_bytes,
+            }
+        } else {
+            ApiError::MalformedJson {
+                detail: rejection.body_text(),
+            }
+        }
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson {
+        detail: e.to_string(),
+    })
 }
 
 /// One prediction as returned over HTTP.
@@ -69,7 +79,12 @@ pub struct BatchResponse {
     pub predictions: Vec<PredictResponse>,
 }
 
-fn parse(value: &Value, index: Option<usize>, now: i64) -> Result<PatientRecord, Vec<FieldError>> {
+/// Parses and validates one patient object; the one validation every HTTP route uses.
+pub(super) fn parse(
+    value: &Value,
+    index: Option<usize>,
+    now: i64,
+) -> Result<PatientRecord, Vec<FieldError>> {
     let Value::Object(object) = value else {
         return Err(vec![FieldError::new(
             index,
@@ -122,7 +137,7 @@ pub async fn predict_batch(
 ) -> Result<Json<BatchResponse>, ApiError> {
     let Value::Array(items) = body else {
         return Err(ApiError::WrongShape(
-            "body must be a JSON array of patient objects",
+            "body must be a JSON array of patient objects".into(),
         ));
     };
     if items.len() > state.predict_batch_max {
@@ -144,10 +159,21 @@ pub async fn predict_batch(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let predictions = records
+    let predictions = score_all(&state, &model, records, now);
+    Ok(Json(BatchResponse { predictions }))
+}
+
+/// Scores validated records in order and counts unseen categories (batch and OIP infer).
+pub(super) fn score_all(
+    state: &AppState,
+    model: &Model,
+    records: Vec<PatientRecord>,
+    now: i64,
+) -> Vec<PredictResponse> {
+    records
         .into_iter()
         .map(|r| {
-            let scored = score_record(&model, &state.thresholds, r, now);
+            let scored = score_record(model, &state.thresholds, r, now);
             state
                 .metrics
                 .unseen_categories
@@ -157,6 +183,5 @@ pub async fn predict_batch(
                 unseen_categories: scored.unseen_categories,
             }
         })
-        .collect();
-    Ok(Json(BatchResponse { predictions }))
+        .collect()
 }

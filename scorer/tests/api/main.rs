@@ -239,3 +239,321 @@ async fn openapi_documents_every_route() {
     }
     assert_eq!(doc["paths"].as_object().unwrap().len(), ROUTES.len());
 }
+
+// Open Inference Protocol v2 (`/v2/...`).
+
+fn row(age: i32) -> Vec<Value> {
+    patient(age).features().iter().map(|v| json!(v)).collect()
+}
+
+fn matrix(ages: &[i32], datatype: &str) -> Value {
+    let data: Vec<Value> = ages.iter().flat_map(|&a| row(a)).collect();
+    json!({
+        "id": "req-1",
+        "inputs": [{ "name": "patients", "shape": [ages.len(), 13], "datatype": datatype, "data": data }],
+    })
+}
+
+fn columns(ages: &[i32]) -> Value {
+    let inputs: Vec<Value> = heart_schemas::FIELDS
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let datatype = if f.integer { "INT64" } else { "FP64" };
+            let data: Vec<Value> = ages
+                .iter()
+                .map(|&a| match patient(a).features()[i] {
+                    #[allow(clippy::cast_possible_truncation)] // whole codes, shown as integers
+                    Some(x) if f.integer => json!(x as i64),
+                    other => json!(other),
+                })
+                .collect();
+            json!({ "name": f.name, "shape": [ages.len(), 1], "datatype": datatype, "data": data })
+        })
+        .collect();
+    json!({ "inputs": inputs })
+}
+
+fn output<'a>(body: &'a Value, name: &str) -> &'a Value {
+    body["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == name)
+        .unwrap_or_else(|| panic!("no output {name} in {body}"))
+}
+
+async fn predicted(t: &TestApp, age: i32) -> Value {
+    let rec = serde_json::to_value(patient(age)).unwrap();
+    let (status, body, _) = call(t, post_json("/predict", &rec)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn oip_server_metadata_and_liveness() {
+    let t = TestApp::new(false);
+    let (status, body, _) = call(&t, get("/v2")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["name"], "heart-risk-scorer");
+    assert!(body["version"].is_string() && body["extensions"].is_array());
+    let (status, body, _) = call(&t, get("/v2/health/live")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({ "live": true }));
+}
+
+#[tokio::test]
+async fn oip_readiness_mirrors_readyz_with_the_oip_error_shape() {
+    let t = TestApp::new(false);
+    let (status, body, _) = call(&t, get("/v2/health/ready")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"], "not ready: no model is active yet");
+    let (status, body, _) = call(&t, get("/v2/models/heart-disease/ready")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body["error"].is_string(), "{body}");
+
+    let mut t = TestApp::new(true);
+    let (status, body, _) = call(&t, get("/v2/health/ready")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({ "ready": true }));
+    t.state.kafka = true;
+    let (status, body, _) = call(&t, get("/v2/health/ready")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body["error"].as_str().unwrap().contains("consumer"));
+}
+
+#[tokio::test]
+async fn oip_model_metadata_and_readiness_by_name_and_version() {
+    let t = TestApp::new(true);
+    for uri in [
+        "/v2/models/heart-disease",
+        "/v2/models/heart-disease/versions/7",
+    ] {
+        let (status, body, _) = call(&t, get(uri)).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        assert_eq!(body["name"], "heart-disease");
+        assert_eq!(body["versions"], json!(["7"]));
+        assert_eq!(body["platform"], "heart-model/logistic_regression");
+        assert_eq!(
+            body["inputs"],
+            json!([{ "name": "patients", "datatype": "FP64", "shape": [-1, 13] }])
+        );
+        let outputs: Vec<_> = body["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| (o["name"].as_str().unwrap(), o["datatype"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            outputs,
+            [
+                ("probability", "FP64"),
+                ("label", "INT64"),
+                ("risk_level", "BYTES")
+            ]
+        );
+    }
+    for uri in [
+        "/v2/models/heart-disease/ready",
+        "/v2/models/heart-disease/versions/7/ready",
+    ] {
+        let (status, body, _) = call(&t, get(uri)).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        assert_eq!(body["ready"], true);
+    }
+}
+
+#[tokio::test]
+async fn oip_unknown_model_or_version_is_404_in_the_oip_shape() {
+    let t = TestApp::new(true);
+    for uri in [
+        "/v2/models/other",
+        "/v2/models/other/ready",
+        "/v2/models/heart-disease/versions/6",
+        "/v2/models/heart-disease/versions/6/ready",
+    ] {
+        let (status, body, _) = call(&t, get(uri)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        let message = body["error"].as_str().unwrap();
+        assert!(message.contains("heart-disease version 7"), "{message}");
+    }
+    let (status, body, _) = call(
+        &t,
+        post_json("/v2/models/other/infer", &matrix(&[50], "FP64")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        body["error"],
+        "model \"other\" is not served here; this replica serves heart-disease version 7"
+    );
+    let (status, body, _) = call(&t, get("/v2/models/heart-disease/nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"].is_string(),
+        "unmatched /v2 paths answer in OIP's shape"
+    );
+    let (status, body, _) = call(&t, get("/v2/models/heart-disease/infer")).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(body["error"].is_string());
+}
+
+#[tokio::test]
+async fn oip_infer_fp64_matrix_agrees_with_predict() {
+    let t = TestApp::new(true);
+    let (status, body, _) = call(
+        &t,
+        post_json("/v2/models/heart-disease/infer", &matrix(&[45, 66], "FP64")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["model_name"], "heart-disease");
+    assert_eq!(body["model_version"], "7");
+    assert_eq!(body["id"], "req-1");
+    let names: Vec<_> = body["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["probability", "label", "risk_level"]);
+    let probability = output(&body, "probability");
+    assert_eq!(probability["datatype"], "FP64");
+    assert_eq!(probability["shape"], json!([2]));
+    assert_eq!(output(&body, "label")["datatype"], "INT64");
+    assert_eq!(output(&body, "risk_level")["datatype"], "BYTES");
+    for (i, age) in [45, 66].into_iter().enumerate() {
+        let native = predicted(&t, age).await;
+        let p = probability["data"][i].as_f64().unwrap();
+        assert!((p - native["probability"].as_f64().unwrap()).abs() < 1e-12);
+        assert_eq!(output(&body, "label")["data"][i], native["label"]);
+        assert_eq!(output(&body, "risk_level")["data"][i], native["risk_level"]);
+    }
+}
+
+#[tokio::test]
+async fn oip_infer_fp32_nested_without_content_type_on_the_version_route() {
+    let t = TestApp::new(true);
+    let mut req = matrix(&[45, 66], "FP32");
+    req["inputs"][0]["data"] = json!([row(45), row(66)]);
+    // tritonclient sends no Content-Type.
+    let untyped = Request::post("/v2/models/heart-disease/versions/7/infer")
+        .body(Body::from(req.to_string()))
+        .unwrap();
+    let (status, body, _) = call(&t, untyped).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let native = predicted(&t, 66).await;
+    let p = output(&body, "probability")["data"][1].as_f64().unwrap();
+    assert!((p - native["probability"].as_f64().unwrap()).abs() < 1e-12);
+
+    let typed_wrong = Request::post("/v2/models/heart-disease/infer")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from(req.to_string()))
+        .unwrap();
+    let (status, body, _) = call(&t, typed_wrong).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(body["error"].is_string());
+}
+
+#[tokio::test]
+async fn oip_infer_per_field_inputs_give_the_matrix_answer() {
+    let t = TestApp::new(true);
+    let uri = "/v2/models/heart-disease/infer";
+    let (status, by_column, _) = call(&t, post_json(uri, &columns(&[45, 66]))).await;
+    assert_eq!(status, StatusCode::OK, "{by_column}");
+    let (_, by_matrix, _) = call(&t, post_json(uri, &matrix(&[45, 66], "FP64"))).await;
+    assert_eq!(by_column["outputs"], by_matrix["outputs"]);
+    assert!(by_column.get("id").is_none());
+}
+
+#[tokio::test]
+async fn oip_infer_returns_only_the_requested_outputs() {
+    let t = TestApp::new(true);
+    let mut req = matrix(&[50], "FP64");
+    req["outputs"] = json!([{ "name": "risk_level", "parameters": { "binary_data": false } }]);
+    req["parameters"] = json!({ "binary_data_output": true });
+    let (status, body, _) = call(&t, post_json("/v2/models/heart-disease/infer", &req)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["outputs"].as_array().unwrap().len(), 1);
+    assert_eq!(body["outputs"][0]["name"], "risk_level");
+}
+
+#[tokio::test]
+async fn oip_infer_bad_shape_is_named() {
+    let t = TestApp::new(true);
+    let mut req = matrix(&[45, 66], "FP64");
+    req["inputs"][0]["shape"] = json!([2, 12]);
+    let (status, body, _) = call(&t, post_json("/v2/models/heart-disease/infer", &req)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["error"],
+        "input \"patients\": expected shape [N,13], got [2,12]"
+    );
+}
+
+#[tokio::test]
+async fn oip_infer_bad_value_has_the_message_predict_gives() {
+    let t = TestApp::new(true);
+    let mut rec = serde_json::to_value(patient(50)).unwrap();
+    rec["age"] = json!(300);
+    let (_, native, _) = call(&t, post_json("/predict", &rec)).await;
+    let native = native["error"]["message"].as_str().unwrap().to_owned();
+    assert_eq!(
+        native,
+        "1 invalid field(s): age = 300 is outside the allowed range 1..=120"
+    );
+    let mut req = matrix(&[50, 50], "FP64");
+    req["inputs"][0]["data"][13] = json!(300);
+    let (status, body, _) = call(&t, post_json("/v2/models/heart-disease/infer", &req)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["error"],
+        "1 invalid field(s): [1] age = 300 is outside the allowed range 1..=120"
+    );
+}
+
+#[tokio::test]
+async fn oip_infer_refuses_more_rows_than_the_batch_limit_and_binary_data() {
+    let t = TestApp::new(true);
+    let uri = "/v2/models/heart-disease/infer";
+    let (status, body, _) = call(&t, post_json(uri, &matrix(&[41, 42, 43, 44], "FP64"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["error"],
+        "batch of 4 patients exceeds the maximum of 3"
+    );
+    let json = matrix(&[50], "FP64").to_string();
+    let binary = Request::post(uri)
+        .header("inference-header-content-length", json.len())
+        .header(header::CONTENT_LENGTH, json.len() + 8)
+        .body(Body::from(format!("{json}\0\0\0\0\0\0\0\0")))
+        .unwrap();
+    let (status, body, _) = call(&t, binary).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("binary_data=False")
+    );
+}
+
+#[tokio::test]
+async fn oip_infer_without_a_model_is_503() {
+    let t = TestApp::new(false);
+    let (status, body, _) = call(
+        &t,
+        post_json("/v2/models/heart-disease/infer", &matrix(&[50], "FP64")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body["error"].as_str().unwrap().contains("no model"));
+}
+
+#[tokio::test]
+async fn oip_requests_are_counted_by_route_pattern() {
+    let t = TestApp::new(true);
+    call(&t, get("/v2/models/heart-disease/versions/7")).await;
+    let (_, _, text) = call(&t, get("/metrics")).await;
+    assert!(text.contains("route=\"/v2/models/{name}/versions/{version}\",status=\"200\"} 1"));
+}
