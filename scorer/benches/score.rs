@@ -2,7 +2,9 @@
 //!
 //! Prints nanoseconds per record for applying a logistic regression and a 200-tree depth-5
 //! forest (the shapes the trainer produces), and for the scorer's whole per-record step:
-//! Avro decode, validation, scoring and encoding the prediction.
+//! Avro decode, validation, scoring and encoding the prediction. Then the decode cost of each
+//! framing through `heart_registry::Decoder`, the scorer's decoder (writer schemas registered in
+//! the stand-in registry and fetched once before timing, as in a running scorer).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,7 +13,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use heart_model::{Algorithm, Artifact, Estimator, Model, Node, Preprocessor, Tree};
-use heart_schemas::{AvroRecord, PatientRecord, RiskThresholds};
+use heart_registry::{Decoder, StandIn};
+use heart_schemas::{AvroRecord, Framing, PatientRecord, RiskThresholds};
 use heart_scorer::score::score_bytes;
 
 fn patients() -> Vec<PatientRecord> {
@@ -141,4 +144,81 @@ fn main() {
     println!("  apply random forest (200 x d5)   {rf_ns:>10.0} ns");
     println!("  avro decode patient record       {decode_ns:>10.0} ns");
     println!("  decode+validate+score(LR)+encode {full_ns:>10.0} ns");
+    framings(&records);
+}
+
+/// ns per record for decoding each framing with the scorer's decoder.
+fn framings(records: &[PatientRecord]) {
+    let registry = StandIn::start();
+    let client = registry.registry();
+    let subject = "bench-patients-value";
+    let info = PatientRecord::schema_info();
+    let same_id = client.register(subject, info.text).unwrap();
+    // A newer producer's schema: one more field with a default, so bodies need resolution.
+    let mut newer: serde_json::Value = serde_json::from_str(info.text).unwrap();
+    newer["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "source_system", "type": "string", "default": "unknown"}));
+    let newer_text = newer.to_string();
+    let newer_id = client.register(subject, &newer_text).unwrap();
+    let newer_schema = apache_avro::Schema::parse_str(&newer_text).unwrap();
+
+    let framed = |framing: Framing| -> Vec<Vec<u8>> {
+        records
+            .iter()
+            .map(|r| {
+                let mut v = Vec::new();
+                r.encode_framed_into(framing, &mut v).unwrap();
+                v
+            })
+            .collect()
+    };
+    let single = framed(Framing::SingleObject);
+    let legacy: Vec<Vec<u8>> = single
+        .iter()
+        .map(|v| {
+            let mut v = v.clone();
+            v[2..10].copy_from_slice(&info.legacy_fingerprint);
+            v
+        })
+        .collect();
+    let confluent = framed(Framing::Confluent { id: same_id });
+    let resolved: Vec<Vec<u8>> = records
+        .iter()
+        .map(|r| {
+            let apache_avro::types::Value::Record(mut fields) = r.to_value() else {
+                unreachable!()
+            };
+            fields.push((
+                "source_system".into(),
+                apache_avro::types::Value::String("ehr".into()),
+            ));
+            let mut v = vec![0];
+            v.extend_from_slice(&newer_id.to_be_bytes());
+            v.extend(
+                apache_avro::to_avro_datum(
+                    &newer_schema,
+                    apache_avro::types::Value::Record(fields),
+                )
+                .unwrap(),
+            );
+            v
+        })
+        .collect();
+
+    let mut decoder = Decoder::<PatientRecord>::new(Some(std::sync::Arc::new(client)));
+    for warm in [&confluent[0], &resolved[0]] {
+        decoder.decode(warm).unwrap();
+    }
+    println!("decode per record, by framing (heart_registry::Decoder, schemas cached)");
+    for (name, values) in [
+        ("single-object (this build's fingerprint)", &single),
+        ("single-object (legacy fingerprint)", &legacy),
+        ("confluent, writer schema = ours", &confluent),
+        ("confluent, newer schema (resolved)", &resolved),
+    ] {
+        let ns = bench(values, |b| f64::from(decoder.decode(b).unwrap().0.age));
+        println!("  {name:<41}{ns:>7.0} ns");
+    }
 }
