@@ -105,3 +105,31 @@ def wait_http(url: str, proc, timeout: float = 60.0, status: int = 200) -> None:
             last = e
         time.sleep(0.1)
     raise TimeoutError(f"{url} did not answer {status} within {timeout} s (last: {last})")
+
+
+@pytest.fixture(scope="session")
+def scorer_sidecar(bin_dir, model_file, tmp_path_factory):
+    """A scorer running only its HTTP sidecar from `model_file` (no Kafka) on a free port; yields
+    its base URL once /healthz answers 200 and /readyz too, and stops it after the session."""
+    import subprocess
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("sidecar") / "scorer.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [str(bin_dir / "scorer"), "--model-file", str(model_file),
+             "--http-addr", f"127.0.0.1:{port}", "--log-format", "text"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/healthz", proc)
+        wait_http(f"{url}/readyz", proc)
+    except Exception:
+        proc.kill()
+        proc.wait(timeout=10)
+        raise RuntimeError(f"scorer sidecar did not start; its log:\n{log.read_text()}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)

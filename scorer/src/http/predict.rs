@@ -5,9 +5,10 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use heart_model::Model;
-use heart_schemas::{PatientRecord, Prediction};
+use heart_schemas::{PatientRecord, Prediction, Problem, Violation};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 use super::AppState;
 use super::error::{ApiError, FieldError};
@@ -97,13 +98,72 @@ pub(super) fn parse(
             },
         )]);
     };
-    PatientRecord::from_json(object, now).map_err(|invalid| {
-        invalid
-            .violations
-            .into_iter()
-            .map(|v| FieldError::new(index, v))
-            .collect()
-    })
+    let (object, time_error) = match event_time(object) {
+        Ok(None) => (Cow::Borrowed(object), None),
+        Ok(Some(ms)) => (with_event_time(object, Value::from(ms)), None),
+        // Parsed as absent, so the other fields are still checked and reported together.
+        Err(v) => (with_event_time(object, Value::Null), Some(v)),
+    };
+    let mut errors: Vec<FieldError> = time_error
+        .into_iter()
+        .map(|v| FieldError::new(index, v))
+        .collect();
+    match PatientRecord::from_json(&object, now) {
+        Ok(record) if errors.is_empty() => Ok(record),
+        Ok(_) => Err(errors),
+        Err(invalid) => {
+            errors.extend(
+                invalid
+                    .violations
+                    .into_iter()
+                    .map(|v| FieldError::new(index, v)),
+            );
+            Err(errors)
+        }
+    }
+}
+
+/// Largest integer every JSON implementation reads exactly (I-JSON, RFC 7493): 2^53 - 1.
+const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+
+/// `event_time` beyond what `from_json` checks, so that the OpenAPI document can state the rule:
+/// a whole float (`1700000000000.0`) is an integer, as JSON Schema counts it and as `from_json`
+/// counts the clinical codes; and it must be within +-(2^53 - 1), since beyond that a float
+/// literal is not the integer written (ms since the epoch reach 2^53 in about 285,000 years).
+/// `Ok(Some)` is the value to use, `Ok(None)` leaves the field to `from_json`.
+fn event_time(object: &Map<String, Value>) -> Result<Option<i64>, Violation> {
+    let Some(v @ Value::Number(n)) = object.get("event_time") else {
+        return Ok(None);
+    };
+    #[allow(clippy::cast_precision_loss)] // 2^53 - 1 is exact in f64
+    let safe = MAX_SAFE_INTEGER as f64;
+    let out_of_range = || Violation {
+        field: "event_time",
+        value: truncate_json(v),
+        problem: Problem::OutOfRange {
+            min: -safe,
+            max: safe,
+        },
+    };
+    if let Some(ms) = n.as_i64() {
+        return if ms.abs() <= MAX_SAFE_INTEGER {
+            Ok(None)
+        } else {
+            Err(out_of_range())
+        };
+    }
+    match n.as_f64() {
+        #[allow(clippy::cast_possible_truncation)] // whole and within +-2^53: exact
+        Some(x) if x.fract() == 0.0 && x.abs() <= safe => Ok(Some(x as i64)),
+        Some(x) if x.fract() == 0.0 => Err(out_of_range()),
+        _ => Ok(None),
+    }
+}
+
+fn with_event_time(object: &Map<String, Value>, value: Value) -> Cow<'_, Map<String, Value>> {
+    let mut copy = object.clone();
+    copy.insert("event_time".into(), value);
+    Cow::Owned(copy)
 }
 
 fn truncate_json(v: &Value) -> String {
@@ -184,4 +244,41 @@ pub(super) fn score_all(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn time_of(v: Value) -> Result<Option<i64>, String> {
+        event_time(v.as_object().unwrap()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_whole_float_event_time_counts_as_an_integer() {
+        assert_eq!(time_of(json!({"event_time": 1934.0})), Ok(Some(1934)));
+        assert_eq!(time_of(json!({"event_time": 1934})), Ok(None));
+        assert_eq!(time_of(json!({"event_time": 1.5})), Ok(None));
+        assert_eq!(time_of(json!({"event_time": null})), Ok(None));
+        assert_eq!(time_of(json!({})), Ok(None));
+    }
+
+    #[test]
+    fn an_event_time_beyond_2_pow_53_is_out_of_range() {
+        let max = "9007199254740991";
+        for beyond in [json!(9_007_199_254_740_992_i64), json!(1e19), json!(-1e300)] {
+            let message = time_of(json!({ "event_time": beyond })).unwrap_err();
+            assert!(message.contains(max), "{message}");
+        }
+        let lowest = -MAX_SAFE_INTEGER;
+        assert_eq!(time_of(json!({ "event_time": lowest })), Ok(None));
+    }
+
+    #[test]
+    fn a_bad_event_time_is_reported_with_the_other_fields() {
+        let errors = parse(&json!({"event_time": 1e19, "age": 300}), Some(0), 0).unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.violation.field).collect();
+        assert_eq!(fields[..2], ["event_time", "age"]);
+    }
 }
