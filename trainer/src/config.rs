@@ -22,6 +22,8 @@ pub struct Config {
 }
 
 /// The trainer's tasks.
+// Parsed once per process, so the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Cross-validate every model over its grid, fit the best on all data, write report, plots
@@ -104,6 +106,60 @@ pub struct TrainArgs {
     /// Kafka settings, used with --publish.
     #[command(flatten)]
     pub kafka: KafkaSettings,
+    /// MLflow tracking and registry.
+    #[command(flatten, next_help_heading = "MLflow tracking")]
+    pub mlflow: MlflowArgs,
+}
+
+/// MLflow tracking of `train` and `eda`: off unless a tracking URI is given.
+#[derive(Debug, Clone, Args)]
+pub struct MlflowArgs {
+    /// MLflow tracking server, e.g. http://127.0.0.1:5000 (started with --serve-artifacts);
+    /// unset: no tracking.
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub mlflow_uri: Option<String>,
+    /// Experiment the runs go to (created if missing).
+    #[arg(long, env = "MLFLOW_EXPERIMENT_NAME", default_value = "heart-risk")]
+    pub mlflow_experiment: String,
+    /// Go on without tracking when the server is unreachable (a warning is logged), instead of
+    /// failing before training.
+    #[arg(long, env = "TRAINER_MLFLOW_OPTIONAL")]
+    pub mlflow_optional: bool,
+    /// Registered model the chosen model becomes a new version of (default: --name).
+    #[arg(long, env = "TRAINER_MLFLOW_MODEL_NAME")]
+    pub mlflow_model_name: Option<String>,
+    /// Alias set on the new registered version.
+    #[arg(long, env = "TRAINER_MLFLOW_ALIAS", default_value = "champion")]
+    pub mlflow_alias: String,
+    /// Bound on each MLflow request, milliseconds.
+    #[arg(long, env = "TRAINER_MLFLOW_TIMEOUT_MS", default_value_t = 30_000)]
+    pub mlflow_timeout_ms: u64,
+    /// Bearer token (takes precedence over username and password).
+    #[arg(long, env = "MLFLOW_TRACKING_TOKEN", hide_env_values = true)]
+    pub mlflow_token: Option<String>,
+    /// User for HTTP basic authentication.
+    #[arg(long, env = "MLFLOW_TRACKING_USERNAME")]
+    pub mlflow_username: Option<String>,
+    /// Password for HTTP basic authentication.
+    #[arg(long, env = "MLFLOW_TRACKING_PASSWORD", hide_env_values = true)]
+    pub mlflow_password: Option<String>,
+}
+
+impl MlflowArgs {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.mlflow_timeout_ms == 0 {
+            return Err(ConfigError::ZeroMlflowTimeout);
+        }
+        if let Some(uri) = &self.mlflow_uri
+            && !(uri.starts_with("http://") || uri.starts_with("https://"))
+        {
+            return Err(ConfigError::MlflowUri(uri.clone()));
+        }
+        if self.mlflow_alias.is_empty() {
+            return Err(ConfigError::EmptyMlflowAlias);
+        }
+        Ok(())
+    }
 }
 
 /// `trainer eda`.
@@ -115,6 +171,9 @@ pub struct EdaArgs {
     /// Directory for summary.md, summary.json and the plots (created if missing).
     #[arg(long, env = "TRAINER_EDA_OUT", default_value = "trainer-eda")]
     pub out: PathBuf,
+    /// MLflow tracking: the summary and plots are logged as one run's artifacts.
+    #[command(flatten, next_help_heading = "MLflow tracking")]
+    pub mlflow: MlflowArgs,
 }
 
 /// `trainer publish`.
@@ -165,6 +224,7 @@ impl Config {
                 if t.name.is_empty() {
                     return Err(ConfigError::EmptyName);
                 }
+                t.mlflow.validate()?;
                 let clients = if t.publish {
                     Clients::ReaderAndProducer
                 } else {
@@ -174,7 +234,8 @@ impl Config {
             }
             Command::Publish(p) => p.kafka.validate(Clients::ReaderAndProducer),
             Command::Models(m) => m.kafka.validate(Clients::Reader),
-            Command::Eda(_) | Command::FetchData(_) => Ok(()),
+            Command::Eda(e) => e.mlflow.validate(),
+            Command::FetchData(_) => Ok(()),
         }
     }
 }

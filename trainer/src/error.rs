@@ -13,6 +13,17 @@ pub enum ConfigError {
     /// A timeout of zero would never succeed.
     #[error("--kafka-timeout-ms must be positive")]
     ZeroTimeout,
+    /// A timeout of zero would never succeed.
+    #[error("--mlflow-timeout-ms must be positive")]
+    ZeroMlflowTimeout,
+    /// The tracking URI must be an HTTP(S) server (file stores are not supported).
+    #[error(
+        "--mlflow-uri / MLFLOW_TRACKING_URI must be an http:// or https:// tracking server, got {0:?}"
+    )]
+    MlflowUri(String),
+    /// An empty alias cannot be set.
+    #[error("--mlflow-alias must not be empty")]
+    EmptyMlflowAlias,
     /// The model name is the Kafka key and may not be empty.
     #[error("--name must not be empty")]
     EmptyName,
@@ -236,6 +247,67 @@ pub enum FetchError {
     Write(#[from] WriteError),
 }
 
+/// A call to the MLflow tracking server failed.
+#[derive(Debug, Error)]
+pub enum MlflowError {
+    /// No HTTP answer (server down, wrong URL, timeout).
+    #[error(
+        "mlflow at {url} is unreachable ({operation}): {detail}; start it (scripts/mlflow start), fix --mlflow-uri / MLFLOW_TRACKING_URI, or pass --mlflow-optional to train without tracking"
+    )]
+    Unreachable {
+        /// The server's base URL.
+        url: String,
+        /// What we were doing.
+        operation: &'static str,
+        /// ureq's error text.
+        detail: String,
+    },
+    /// The server answered with an error status.
+    #[error("mlflow {operation}: HTTP {status} {code}: {message}")]
+    Http {
+        /// What we were doing.
+        operation: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// MLflow's `error_code`, e.g. `RESOURCE_DOES_NOT_EXIST` (empty if none).
+        code: String,
+        /// MLflow's message, or the start of the body.
+        message: String,
+    },
+    /// The answer is not the JSON expected.
+    #[error("mlflow {operation}: unexpected answer: {detail}")]
+    Decode {
+        /// What we were doing.
+        operation: &'static str,
+        /// What did not parse.
+        detail: String,
+    },
+    /// An artifact URI the server's artifact proxy does not serve.
+    #[error(
+        "artifact uri {0:?} is not an mlflow-artifacts: uri (start the server with --serve-artifacts)"
+    )]
+    ArtifactUri(String),
+    /// A `models:/NAME@ALIAS` reference is malformed.
+    #[error("{0:?} is not a models:/NAME@ALIAS reference")]
+    ModelUri(String),
+    /// A local file to upload could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl MlflowError {
+    /// Whether the server said the thing asked for does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Http { status: 404, .. })
+            || matches!(self, Self::Http { code, .. } if code == "RESOURCE_DOES_NOT_EXIST")
+    }
+}
+
 /// Any failure of a trainer command.
 #[derive(Debug, Error)]
 pub enum Error {
@@ -260,4 +332,7 @@ pub enum Error {
     /// Downloading failed.
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    /// MLflow tracking or the model registry failed.
+    #[error(transparent)]
+    Mlflow(#[from] MlflowError),
 }

@@ -18,6 +18,8 @@
 //! - [`eda`]: `trainer eda`.
 //! - [`publish`]: the models topic: publish with the next version, list versions.
 //! - [`fetch`]: `trainer fetch-data`.
+//! - [`mlflow`]: a typed client for the MLflow tracking server's REST API.
+//! - [`tracking`]: what `train` and `eda` record in MLflow (runs, artifacts, the registered model).
 //! - [`error`]: one error enum per operation.
 
 pub mod config;
@@ -27,9 +29,11 @@ pub mod error;
 pub mod evaluate;
 mod features;
 pub mod fetch;
+pub mod mlflow;
 pub mod plots;
 pub mod publish;
 pub mod report;
+pub mod tracking;
 pub mod train;
 
 use std::path::Path;
@@ -61,8 +65,13 @@ pub fn run(config: Config) -> Result<(), Error> {
             Ok(())
         }
         Command::Eda(args) => {
+            let tracker = tracking::Tracker::connect(&args.mlflow, "")?;
             let data = data::load(&args.data.data)?;
             let s = eda::run(&data, &args.out)?;
+            if let Some(tracker) = &tracker {
+                let run_id = tracker.log_eda(&data, &args.out)?;
+                println!("mlflow: eda run {run_id}");
+            }
             println!(
                 "eda: {} rows ({} with disease), {} missing cells; wrote summary.md, summary.json and plots to {}",
                 s.rows,
@@ -171,6 +180,8 @@ pub fn train_to_dir(data: &data::Dataset, run: &TrainRun) -> Result<Trained, Err
 }
 
 fn train_command(args: &TrainArgs) -> Result<String, Error> {
+    // Before any work: a tracking server that is down fails the command here, not after training.
+    let tracker = tracking::Tracker::connect(&args.mlflow, &args.name)?;
     let data = data::load(&args.data.data)?;
     info!(
         rows = data.len(),
@@ -209,6 +220,16 @@ fn train_command(args: &TrainArgs) -> Result<String, Error> {
         args.out.display(),
         trained.elapsed_s,
     );
+    if let Some(tracker) = &tracker {
+        let logged = tracker.log_training(&data, outcome, args.seed, args.folds, &args.out)?;
+        s.push_str(&format!("\nmlflow: run {}", logged.run_id));
+        if let Some(mv) = &logged.model_version {
+            s.push_str(&format!(
+                ", registered {} version {} as @{}",
+                mv.name, mv.version, args.mlflow.mlflow_alias
+            ));
+        }
+    }
     if args.publish {
         let p = publish::publish(trained.version, &args.kafka)?;
         s.push_str(&format!(
