@@ -186,6 +186,94 @@ pub enum Command {
     /// Exit 0 if the sidecar at --http-addr answers GET /healthz with 200 (for container
     /// HEALTHCHECKs; no curl needed).
     Healthcheck,
+    /// Score a file (UCI, CSV or JSONL) with a model file, without Kafka: predictions to
+    /// --output, unscorable rows to --rejects with the dead-letter topic's reason codes and
+    /// messages. Exits 0 when every row was read, whether or not some were rejected; non-zero
+    /// only when the model, the input or an output cannot be read or written.
+    ScoreFile(ScoreFileArgs),
+}
+
+/// `scorer score-file`. The risk thresholds are the scorer's (`--medium-threshold`,
+/// `--high-threshold`, before the subcommand, or their environment variables).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScoreFileArgs {
+    /// Model file written by `trainer train` (`<out>/model.avro`).
+    // `--from-mlflow` goes next to this flag as the other member of one required ArgGroup, and
+    // becomes a second `score_file::ModelSource` variant; the rest of score-file is unchanged.
+    #[arg(long, env = "SCORER_MODEL_FILE", value_name = "PATH")]
+    pub model_file: PathBuf,
+
+    /// Rows to score; `-` reads stdin.
+    #[arg(long, env = "SCORER_SCORE_FILE_INPUT", value_name = "PATH")]
+    pub input: PathBuf,
+
+    /// auto: JSONL if the first non-blank character is `{`, else UCI (no header, 13 or 14
+    /// columns in UCI order, `?` = missing) if the first cell is a number, else CSV with a header
+    /// of UCI attribute names (optional `patient_id` and `event_time` columns).
+    #[arg(long, env = "SCORER_SCORE_FILE_INPUT_FORMAT", value_enum, default_value_t = InputFormat::Auto)]
+    pub input_format: InputFormat,
+
+    /// Where predictions go; `-` is stdout.
+    #[arg(
+        long,
+        env = "SCORER_SCORE_FILE_OUTPUT",
+        value_name = "PATH",
+        default_value = "-"
+    )]
+    pub output: PathBuf,
+
+    /// Format of --output [default: csv if --output ends in .csv, else jsonl].
+    #[arg(long, env = "SCORER_SCORE_FILE_OUTPUT_FORMAT", value_enum)]
+    pub output_format: Option<OutputFormat>,
+
+    /// JSON lines of the rows that could not be scored: `line`, `reason`, `message`, `row`.
+    /// Without it they are only counted in the summary.
+    #[arg(long, env = "SCORER_SCORE_FILE_REJECTS", value_name = "PATH")]
+    pub rejects: Option<PathBuf>,
+
+    /// Id of a row without a `patient_id`: `<prefix><line>` [default: cleveland- for UCI rows,
+    /// csv- or jsonl- otherwise, as `producer send` names them].
+    #[arg(long, env = "SCORER_SCORE_FILE_ID_PREFIX")]
+    pub id_prefix: Option<String>,
+}
+
+/// How `score-file` reads its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    /// Decide from the first line.
+    Auto,
+    /// The UCI processed file: no header, the 13 attributes (and optionally `num`) in order.
+    Uci,
+    /// CSV with a header of UCI attribute names, any order.
+    Csv,
+    /// One JSON object per line, as `POST /predict` takes it.
+    Jsonl,
+}
+
+/// How `score-file` writes predictions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// One Prediction JSON object per line.
+    Jsonl,
+    /// A header and one row per Prediction.
+    Csv,
+}
+
+impl ScoreFileArgs {
+    /// --output-format, else decided by --output's extension.
+    pub fn output_format(&self) -> OutputFormat {
+        self.output_format.unwrap_or_else(|| {
+            if self
+                .output
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+            {
+                OutputFormat::Csv
+            } else {
+                OutputFormat::Jsonl
+            }
+        })
+    }
 }
 
 /// The header the scorer writes in front of its outputs' Avro bodies.
@@ -465,6 +553,26 @@ mod tests {
     fn summary_redacts_password() {
         let c = parse(&["--sasl-password", "hunter2"]);
         assert!(!c.redacted_summary().contains("hunter2"));
+    }
+
+    #[test]
+    fn score_file_output_format_follows_the_extension_unless_given() {
+        let args = |extra: &[&str]| {
+            let mut all = vec!["score-file", "--model-file", "m.avro", "--input", "in.csv"];
+            all.extend_from_slice(extra);
+            match parse(&all).command {
+                Some(Command::ScoreFile(a)) => a,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(args(&[]).output_format(), OutputFormat::Jsonl);
+        assert_eq!(
+            args(&["--output", "out.CSV"]).output_format(),
+            OutputFormat::Csv
+        );
+        let a = args(&["--output", "out.csv", "--output-format", "jsonl"]);
+        assert_eq!(a.output_format(), OutputFormat::Jsonl);
+        assert_eq!(a.input_format, InputFormat::Auto);
     }
 
     #[test]

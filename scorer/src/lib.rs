@@ -15,6 +15,8 @@
 //! # Layout
 //! - [`config`]: flags and env vars, validated once (Kafka clients are built by `heart-kafka`).
 //! - [`score`]: pure scoring of bytes or records; [`dead_letter`]: building dead letters.
+//! - [`score_file`]: `scorer score-file`, the same validation and scoring over a UCI, CSV or
+//!   JSONL file, without Kafka.
 //! - [`model_store`]: the active model and atomic swaps; [`model_updates`]: following the models
 //!   topic.
 //! - [`consume`]: the pipeline, one stage a file (fetch, route, handoff, output, txn).
@@ -34,6 +36,7 @@ pub mod metrics;
 pub mod model_store;
 pub mod model_updates;
 pub mod score;
+pub mod score_file;
 pub mod status;
 pub(crate) mod writer_schemas;
 

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use heart_kafka::{signals, telemetry};
 use heart_scorer::config::Command;
-use heart_scorer::{Config, healthcheck};
+use heart_scorer::{Config, healthcheck, score_file};
 use tokio_util::sync::CancellationToken;
 
 /// Without RUST_LOG. `rdkafka::client` repeats, as "Global error", what librdkafka has logged.
@@ -31,6 +31,20 @@ fn main() -> ExitCode {
     if let Err(error) = telemetry::init(&config.log, DEFAULT_LOG_FILTER) {
         eprintln!("scorer: {error}");
         return ExitCode::FAILURE;
+    }
+    if let Some(Command::ScoreFile(args)) = &config.command {
+        // Rejected rows are counted, not failures: only an unusable model, input or output
+        // exits non-zero.
+        return match score_file::run(&config, args).context("score-file") {
+            Ok(summary) => {
+                eprint!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("scorer: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
     }
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,

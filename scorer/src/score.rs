@@ -1,7 +1,9 @@
 //! Pure scoring: bytes or a record in, a prediction or a rejection out. No I/O here.
 
 use heart_model::Model;
-use heart_schemas::{AvroRecord, DecodeError, PatientRecord, Prediction, Reason, RiskThresholds};
+use heart_schemas::{
+    AvroRecord, DecodeError, Invalid, PatientRecord, Prediction, Reason, RiskThresholds,
+};
 
 /// A record that cannot be scored: the reason code and a message naming what is wrong.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +55,15 @@ impl Rejection {
             message: error.to_string(),
         }
     }
+
+    /// The rejection of a record that fails validation: the first violation decides the reason,
+    /// the message lists them all.
+    pub fn invalid(error: &Invalid) -> Self {
+        Self {
+            reason: Reason::for_invalid(error),
+            message: error.to_string(),
+        }
+    }
 }
 
 /// Decodes, validates and scores one Kafka value framed with this build's schema (single-object
@@ -87,10 +98,7 @@ pub fn score_decoded(
     now_ms: i64,
 ) -> Result<Scored, Rejection> {
     let record = decoded?;
-    record.validate().map_err(|e| Rejection {
-        reason: Reason::for_invalid(&e),
-        message: e.to_string(),
-    })?;
+    record.validate().map_err(|e| Rejection::invalid(&e))?;
     let scored = score_record(model, thresholds, record, now_ms);
     if scored.prediction.probability.is_finite() {
         Ok(scored)
