@@ -6,6 +6,8 @@
 #[path = "../common/fixtures.rs"]
 mod support;
 
+mod score_file;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use heart_scorer::http::{ROUTES, app};
