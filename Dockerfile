@@ -11,9 +11,18 @@
 #   docker run --rm heart-risk:dev scorer --help
 #
 # The HEALTHCHECK probes the scorer's sidecar; compose disables it for producer and trainer.
+#
+# The binaries in the image carry their symbol tables but no DWARF (~51 MB instead of
+# 385 MB); the line tables go to <binary>.debug files, linked by .gnu_debuglink:
+#   docker build --target debug-symbols --output type=local,dest=debug-symbols .
+# (docs/deploy.md, "The image": sizes, and how to get file:line backtraces from them).
+#
+# BINARIES=prebuilt builds the runtime stage from binaries built and split outside, with
+# the build context a directory holding scorer, producer and trainer (scripts/image).
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_SUITE=bookworm
+ARG BINARIES=builder
 
 # ---------------------------------------------------------------- build
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_SUITE} AS builder
@@ -31,13 +40,31 @@ COPY . .
 
 # Registry, git checkouts and target/ live in BuildKit cache mounts, so a rebuild after a
 # source change only recompiles the workspace crates. The binaries are copied out inside
-# the same RUN because the cache mount is not part of the layer.
+# the same RUN because the cache mount is not part of the layer. Then the DWARF line
+# tables move to /out/<binary>.debug (zlib-compressed) and each binary keeps a
+# .gnu_debuglink to its file: scripts/image splits its prebuilt binaries the same way.
 RUN --mount=type=cache,id=heart-cargo-registry,target=/usr/local/cargo/registry \
     --mount=type=cache,id=heart-cargo-git,target=/usr/local/cargo/git \
     --mount=type=cache,id=heart-target,target=/src/target \
     cargo build --release --locked -p heart-scorer -p heart-producer -p heart-trainer \
  && mkdir -p /out \
- && cp target/release/scorer target/release/producer target/release/trainer /out/
+ && cp target/release/scorer target/release/producer target/release/trainer /out/ \
+ && for bin in /out/scorer /out/producer /out/trainer; do \
+      objcopy --only-keep-debug --compress-debug-sections=zlib "$bin" "$bin.debug" \
+      && objcopy --strip-debug --add-gnu-debuglink="$bin.debug" "$bin" || exit 1; \
+    done
+
+# ---------------------------------------------------------------- debug symbols
+# Not part of the image; exported next to it (see the top of this file).
+FROM scratch AS debug-symbols
+COPY --from=builder /out/scorer.debug /out/producer.debug /out/trainer.debug /
+
+# ---------------------------------------------------------------- prebuilt
+# BINARIES=prebuilt: the context holds the three split binaries (never used otherwise).
+FROM scratch AS prebuilt
+COPY scorer producer trainer /out/
+
+FROM ${BINARIES} AS binaries
 
 # ---------------------------------------------------------------- runtime
 # debian-slim rather than distroless: the trainer needs fonts for its plots and the
@@ -53,7 +80,7 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid heart --home-dir /nonexistent --no-create-home \
       --shell /usr/sbin/nologin heart
 
-COPY --from=builder /out/scorer /out/producer /out/trainer /usr/local/bin/
+COPY --from=binaries /out/scorer /out/producer /out/trainer /usr/local/bin/
 
 # Numeric user, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
