@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
-use crate::error::FetchError;
+use crate::error::{FetchError, WriteError};
 use crate::write_file;
 
 /// UCI's legacy download location of the Cleveland file.
@@ -62,7 +62,14 @@ pub fn fetch(url: &str, out: &Path) -> Result<(), FetchError> {
         .read_to_vec()
         .map_err(|e| http(e.to_string()))?;
     verify(&bytes)?;
-    write_file(out, &bytes)?;
+    // Written beside `out` and renamed, so an interrupted write never leaves a partial file
+    // where a later run (or `scripts/data`'s cache) would take it for the real one.
+    let partial = out.with_extension("partial");
+    write_file(&partial, &bytes)?;
+    std::fs::rename(&partial, out).map_err(|source| WriteError {
+        path: out.to_owned(),
+        source,
+    })?;
     Ok(())
 }
 
@@ -71,11 +78,72 @@ pub fn fetch(url: &str, out: &Path) -> Result<(), FetchError> {
 mod tests {
     use super::*;
 
+    /// The UCI file: `HEART_TEST_DATA`, else `HEART_DATA`, else the shared copy.
+    fn cleveland() -> Vec<u8> {
+        let path = std::env::var_os("HEART_TEST_DATA")
+            .or_else(|| std::env::var_os("HEART_DATA"))
+            .map_or_else(
+                || {
+                    Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("../../shared/data/processed.cleveland.data")
+                },
+                std::path::PathBuf::from,
+            );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; set HEART_DATA", path.display()))
+    }
+
+    /// Serves `body` to one HTTP request on a loopback port; returns the URL.
+    fn serve_once(body: Vec<u8>) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 2 {
+                line.clear();
+            }
+            let mut stream = reader.into_inner();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            stream.write_all(&body).unwrap();
+        });
+        format!("http://{addr}/processed.cleveland.data")
+    }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("heart-fetch-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("data").join("processed.cleveland.data")
+    }
+
     #[test]
     fn the_local_copy_passes_the_checksum() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/data/processed.cleveland.data");
-        verify(&std::fs::read(path).unwrap()).unwrap();
+        verify(&cleveland()).unwrap();
+    }
+
+    #[test]
+    fn a_download_of_the_real_file_is_written_with_its_checksum() {
+        let out = scratch("good");
+        fetch(&serve_once(cleveland()), &out).unwrap();
+        let written = std::fs::read(&out).unwrap();
+        assert_eq!(heart_model::sha256_hex(&written), CLEVELAND_SHA256);
+        assert!(!out.with_extension("partial").exists());
+    }
+
+    #[test]
+    fn a_corrupted_download_is_refused_and_leaves_no_file() {
+        let mut bytes = cleveland();
+        bytes[100] ^= 0x01;
+        let out = scratch("corrupt");
+        let err = fetch(&serve_once(bytes), &out).unwrap_err();
+        assert!(matches!(err, FetchError::Checksum { .. }), "{err}");
+        assert!(err.to_string().contains("was not written"), "{err}");
+        assert!(!out.exists() && !out.with_extension("partial").exists());
     }
 
     #[test]
