@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod data_script;
 mod support;
 
 use heart_model::{Model, ModelLoadError};
