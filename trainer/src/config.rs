@@ -114,10 +114,9 @@ pub struct TrainArgs {
 /// MLflow tracking of `train` and `eda`: off unless a tracking URI is given.
 #[derive(Debug, Clone, Args)]
 pub struct MlflowArgs {
-    /// MLflow tracking server, e.g. http://127.0.0.1:5000 (started with --serve-artifacts);
-    /// unset: no tracking.
-    #[arg(long, env = "MLFLOW_TRACKING_URI")]
-    pub mlflow_uri: Option<String>,
+    /// The server and credentials.
+    #[command(flatten)]
+    pub connection: MlflowConnection,
     /// Experiment the runs go to (created if missing).
     #[arg(long, env = "MLFLOW_EXPERIMENT_NAME", default_value = "heart-risk")]
     pub mlflow_experiment: String,
@@ -131,6 +130,15 @@ pub struct MlflowArgs {
     /// Alias set on the new registered version.
     #[arg(long, env = "TRAINER_MLFLOW_ALIAS", default_value = "champion")]
     pub mlflow_alias: String,
+}
+
+/// Where the MLflow tracking server is and how to authenticate to it.
+#[derive(Debug, Clone, Args)]
+pub struct MlflowConnection {
+    /// MLflow tracking server, e.g. http://127.0.0.1:5000 (started with --serve-artifacts);
+    /// unset: no tracking.
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub mlflow_uri: Option<String>,
     /// Bound on each MLflow request, milliseconds.
     #[arg(long, env = "TRAINER_MLFLOW_TIMEOUT_MS", default_value_t = 30_000)]
     pub mlflow_timeout_ms: u64,
@@ -145,7 +153,7 @@ pub struct MlflowArgs {
     pub mlflow_password: Option<String>,
 }
 
-impl MlflowArgs {
+impl MlflowConnection {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.mlflow_timeout_ms == 0 {
             return Err(ConfigError::ZeroMlflowTimeout);
@@ -155,6 +163,13 @@ impl MlflowArgs {
         {
             return Err(ConfigError::MlflowUri(uri.clone()));
         }
+        Ok(())
+    }
+}
+
+impl MlflowArgs {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.connection.validate()?;
         if self.mlflow_alias.is_empty() {
             return Err(ConfigError::EmptyMlflowAlias);
         }
@@ -182,6 +197,14 @@ pub struct PublishArgs {
     /// The model file written by `trainer train`.
     #[arg(long, env = "TRAINER_MODEL", default_value = "trainer-out/model.avro")]
     pub model: PathBuf,
+    /// Publish a registered MLflow model version instead of --model: `models:/NAME@ALIAS`
+    /// (needs --mlflow-uri). Its model.avro is downloaded, verified and published as the next
+    /// version; the MLflow version is tagged with the Kafka version and offset.
+    #[arg(long, env = "TRAINER_FROM_MLFLOW")]
+    pub from_mlflow: Option<String>,
+    /// The MLflow server, for --from-mlflow.
+    #[command(flatten, next_help_heading = "MLflow registry")]
+    pub mlflow: MlflowConnection,
     /// Kafka settings.
     #[command(flatten)]
     pub kafka: KafkaSettings,
@@ -232,7 +255,16 @@ impl Config {
                 };
                 t.kafka.validate(clients)
             }
-            Command::Publish(p) => p.kafka.validate(Clients::ReaderAndProducer),
+            Command::Publish(p) => {
+                p.mlflow.validate()?;
+                if let Some(uri) = &p.from_mlflow {
+                    crate::tracking::parse_model_uri(uri)?;
+                    if p.mlflow.mlflow_uri.is_none() {
+                        return Err(ConfigError::FromMlflowNeedsUri);
+                    }
+                }
+                p.kafka.validate(Clients::ReaderAndProducer)
+            }
             Command::Models(m) => m.kafka.validate(Clients::Reader),
             Command::Eda(e) => e.mlflow.validate(),
             Command::FetchData(_) => Ok(()),

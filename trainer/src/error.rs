@@ -21,6 +21,12 @@ pub enum ConfigError {
         "--mlflow-uri / MLFLOW_TRACKING_URI must be an http:// or https:// tracking server, got {0:?}"
     )]
     MlflowUri(String),
+    /// `--from-mlflow` without a server to read from.
+    #[error("--from-mlflow needs --mlflow-uri (or MLFLOW_TRACKING_URI)")]
+    FromMlflowNeedsUri,
+    /// `--from-mlflow` is not a `models:/NAME@ALIAS` reference.
+    #[error("--from-mlflow {0:?} is not a models:/NAME@ALIAS reference")]
+    ModelUri(String),
     /// An empty alias cannot be set.
     #[error("--mlflow-alias must not be empty")]
     EmptyMlflowAlias,
@@ -287,9 +293,14 @@ pub enum MlflowError {
         "artifact uri {0:?} is not an mlflow-artifacts: uri (start the server with --serve-artifacts)"
     )]
     ArtifactUri(String),
-    /// A `models:/NAME@ALIAS` reference is malformed.
-    #[error("{0:?} is not a models:/NAME@ALIAS reference")]
-    ModelUri(String),
+    /// The registered model's `model.avro` is not a model version.
+    #[error("{uri}: model/model.avro is not an Avro ModelVersion")]
+    ModelFile {
+        /// The `models:/NAME@ALIAS` reference.
+        uri: String,
+        /// The decode error.
+        source: heart_schemas::DecodeError,
+    },
     /// A local file to upload could not be read.
     #[error("cannot read {path}")]
     Read {

@@ -81,6 +81,32 @@ pub fn run(config: Config) -> Result<(), Error> {
             );
             Ok(())
         }
+        Command::Publish(args) if args.from_mlflow.is_some() => {
+            let uri = args.from_mlflow.as_deref().unwrap_or_default();
+            let client =
+                tracking::client(&args.mlflow).ok_or(error::ConfigError::FromMlflowNeedsUri)?;
+            let registered = tracking::fetch_registered(&client, uri)?;
+            let p = publish::publish(registered.version, &args.kafka)?;
+            let info = &registered.info;
+            for (key, value) in [
+                ("kafka_topic", args.kafka.topic.clone()),
+                ("kafka_version", p.version.to_string()),
+                ("kafka_offset", format!("{}/{}", p.partition, p.offset)),
+            ] {
+                client.set_model_version_tag(&info.name, &info.version, key, &value)?;
+            }
+            println!(
+                "published {uri} (MLflow {} version {}, run {}) as version {} to {} (partition {}, offset {})",
+                info.name,
+                info.version,
+                info.run_id,
+                p.version,
+                args.kafka.topic,
+                p.partition,
+                p.offset
+            );
+            Ok(())
+        }
         Command::Publish(args) => {
             let p = publish::publish_file(&args.model, &args.kafka)?;
             println!(

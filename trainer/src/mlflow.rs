@@ -510,6 +510,42 @@ impl Client {
         Ok(())
     }
 
+    /// Sets tag `key` on version `version` of registered model `name`.
+    ///
+    /// # Errors
+    /// Any failed call.
+    pub fn set_model_version_tag(
+        &self,
+        name: &str,
+        version: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), MlflowError> {
+        let _: Value = self.post(
+            "set model version tag",
+            "/api/2.0/mlflow/model-versions/set-tag",
+            &json!({ "name": name, "version": version, "key": key, "value": value }),
+        )?;
+        Ok(())
+    }
+
+    /// Tags of version `version` of registered model `name`.
+    ///
+    /// # Errors
+    /// Any failed call.
+    pub fn model_version_tags(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Vec<KeyValue>, MlflowError> {
+        let v: Value = self.get(
+            "get model version",
+            "/api/2.0/mlflow/model-versions/get",
+            &[("name", name), ("version", version)],
+        )?;
+        serde_json::from_value(v["model_version"]["tags"].clone()).or(Ok(Vec::new()))
+    }
+
     /// The version `alias` of registered model `name` points at.
     ///
     /// # Errors

@@ -14,9 +14,9 @@ use rand::RngCore;
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::config::MlflowArgs;
+use crate::config::{MlflowArgs, MlflowConnection};
 use crate::data::Dataset;
-use crate::error::MlflowError;
+use crate::error::{ConfigError, MlflowError};
 use crate::evaluate::METRIC_NAMES;
 use crate::mlflow::{Auth, Batch, Client, ModelVersionInfo, RunInfo};
 use crate::train::Outcome;
@@ -61,14 +61,10 @@ impl Tracker {
         args: &MlflowArgs,
         default_model_name: &str,
     ) -> Result<Option<Self>, MlflowError> {
-        let Some(uri) = args.mlflow_uri.as_deref() else {
+        let Some(client) = client(&args.connection) else {
             return Ok(None);
         };
-        let client = Client::new(
-            uri,
-            auth(args),
-            Duration::from_millis(args.mlflow_timeout_ms),
-        );
+        let uri = client.base();
         let connected = client
             .health()
             .and_then(|()| client.experiment_id(&args.mlflow_experiment));
@@ -349,8 +345,52 @@ impl Tracker {
     }
 }
 
+/// A client for the configured server, if any.
+pub fn client(args: &MlflowConnection) -> Option<Client> {
+    let uri = args.mlflow_uri.as_deref()?;
+    Some(Client::new(
+        uri,
+        auth(args),
+        Duration::from_millis(args.mlflow_timeout_ms),
+    ))
+}
+
+/// A registered model version and the `ModelVersion` in its `model/model.avro`.
+#[derive(Debug)]
+pub struct Registered {
+    /// The MLflow model version (name, number, run).
+    pub info: ModelVersionInfo,
+    /// The envelope logged by `trainer train`.
+    pub version: heart_schemas::ModelVersion,
+}
+
+/// Resolves `models:/NAME@ALIAS` and downloads the version's model file.
+///
+/// # Errors
+/// The alias does not exist, the download fails or the file is not a `ModelVersion`.
+pub fn fetch_registered(client: &Client, uri: &str) -> Result<Registered, MlflowError> {
+    let (name, alias) = parse_model_uri(uri).map_err(|_| MlflowError::Decode {
+        operation: "parse models uri",
+        detail: format!("{uri:?} is not models:/NAME@ALIAS"),
+    })?;
+    let info = client.model_version_by_alias(&name, &alias)?;
+    let bytes = client.download_artifact(&info.source, MODEL_FILE)?;
+    let version =
+        heart_schemas::ModelVersion::decode(&bytes).map_err(|source| MlflowError::ModelFile {
+            uri: uri.to_owned(),
+            source,
+        })?;
+    info!(
+        registered_model = %info.name,
+        model_version = %info.version,
+        run_id = %info.run_id,
+        "mlflow model version fetched"
+    );
+    Ok(Registered { info, version })
+}
+
 /// The credentials from the flags (token first).
-pub fn auth(args: &MlflowArgs) -> Auth {
+pub fn auth(args: &MlflowConnection) -> Auth {
     match (
         &args.mlflow_token,
         &args.mlflow_username,
@@ -368,13 +408,13 @@ pub fn auth(args: &MlflowArgs) -> Auth {
 /// A `models:/NAME@ALIAS` reference, split.
 ///
 /// # Errors
-/// [`MlflowError::ModelUri`] if it is not of that form.
-pub fn parse_model_uri(uri: &str) -> Result<(String, String), MlflowError> {
+/// [`ConfigError::ModelUri`] if it is not of that form.
+pub fn parse_model_uri(uri: &str) -> Result<(String, String), ConfigError> {
     uri.strip_prefix("models:/")
         .and_then(|rest| rest.split_once('@'))
         .filter(|(name, alias)| !name.is_empty() && !alias.is_empty() && !name.contains('/'))
         .map(|(name, alias)| (name.to_owned(), alias.to_owned()))
-        .ok_or_else(|| MlflowError::ModelUri(uri.to_owned()))
+        .ok_or_else(|| ConfigError::ModelUri(uri.to_owned()))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, MlflowError> {
@@ -577,7 +617,7 @@ mod tests {
             "models:/a/1@b",
         ] {
             assert!(
-                matches!(parse_model_uri(bad), Err(MlflowError::ModelUri(_))),
+                matches!(parse_model_uri(bad), Err(ConfigError::ModelUri(_))),
                 "{bad}"
             );
         }

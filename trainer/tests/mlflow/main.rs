@@ -4,7 +4,8 @@
 //!
 //! Needs `MLFLOW_TRACKING_URI`: a server started with `--serve-artifacts`, as `scripts/mlflow
 //! start` does (scripts/test starts one and stops it again). Without it every test fails with a
-//! message saying so; the two "down" tests need no server.
+//! message saying so; the two "down" tests need no server. The `publish --from-mlflow` test also
+//! needs `KAFKA_BOOTSTRAP_SERVERS` (scripts/kafka start).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use heart_schemas::{AvroRecord as _, ModelVersion};
 use heart_trainer::mlflow::{Auth, Client};
-use support::{cleveland, python_check, server, temp_dir, trainer, unique};
+use support::{
+    cleveland, kafka_topic, python_check, server, temp_dir, trainer, trainer_with_env, unique,
+};
 
 #[test]
 fn train_logs_a_run_with_nested_candidates_artifacts_and_a_champion_model_version() {
@@ -186,6 +189,75 @@ print("python ok")
 "#
         ),
     );
+}
+
+#[test]
+fn publish_from_mlflow_publishes_the_champion_as_the_next_version_and_tags_it() {
+    let (uri, client) = server();
+    let (bootstrap, topic) = kafka_topic("publish");
+    let model_name = unique("heart-disease-publish-test");
+    let out = temp_dir("publish");
+    support::success(&trainer(&[
+        "train",
+        "--data",
+        cleveland().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--folds",
+        "2",
+        "--mlflow-uri",
+        &uri,
+        "--mlflow-experiment",
+        &unique("heart-risk-publish-test"),
+        "--mlflow-model-name",
+        &model_name,
+    ]));
+    let env = [
+        ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.as_str()),
+        ("TRAINER_TOPIC", topic.as_str()),
+    ];
+    let reference = format!("models:/{model_name}@champion");
+    let stdout = support::success(&trainer_with_env(
+        &["publish", "--from-mlflow", &reference, "--mlflow-uri", &uri],
+        &env,
+    ));
+    let mv = client
+        .model_version_by_alias(&model_name, "champion")
+        .unwrap();
+    assert!(
+        stdout.contains(&format!("MLflow {model_name} version 1, run {}", mv.run_id))
+            && stdout.contains("as version 1 to"),
+        "{stdout}"
+    );
+    let tags = client.model_version_tags(&model_name, "1").unwrap();
+    let tag = |k: &str| tags.iter().find(|t| t.key == k).map(|t| t.value.clone());
+    assert_eq!(tag("kafka_topic"), Some(topic.clone()));
+    assert_eq!(tag("kafka_version"), Some("1".to_owned()));
+    let listed = support::success(&trainer_with_env(&["models"], &env));
+    assert_eq!(
+        listed.lines().count(),
+        2,
+        "header and one version:\n{listed}"
+    );
+    assert!(
+        listed.contains(&model_name) || listed.contains("heart-disease"),
+        "{listed}"
+    );
+
+    // A missing alias fails with MLflow's answer, and nothing is published.
+    let output = trainer_with_env(
+        &[
+            "publish",
+            "--from-mlflow",
+            &format!("models:/{model_name}@nope"),
+            "--mlflow-uri",
+            &uri,
+        ],
+        &env,
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("get model version by alias"), "{stderr}");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Helpers: the server from `MLFLOW_TRACKING_URI`, temp dirs, unique names, running the binary
+//! Helpers: the server from `MLFLOW_TRACKING_URI`, a models topic on `KAFKA_BOOTSTRAP_SERVERS`, temp dirs, unique names, running the binary
 //! and MLflow's Python client with full context on failure.
 
 use std::path::PathBuf;
@@ -50,13 +50,52 @@ pub fn temp_dir(name: &str) -> PathBuf {
 
 /// Runs the trainer binary with the MLflow environment removed (tests pass flags).
 pub fn trainer(args: &[&str]) -> Output {
+    trainer_with_env(args, &[])
+}
+
+/// As [`trainer`], with extra environment variables.
+pub fn trainer_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trainer"))
         .args(args)
         .env("RUST_LOG", "warn")
         .env_remove("MLFLOW_TRACKING_URI")
         .env_remove("MLFLOW_TRACKING_TOKEN")
+        .envs(env.iter().copied())
         .output()
         .unwrap()
+}
+
+/// `KAFKA_BOOTSTRAP_SERVERS` and a fresh compacted models topic on that broker; panics with what
+/// to do when there is no broker.
+pub fn kafka_topic(test: &str) -> (String, String) {
+    use rdkafka::ClientConfig;
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+
+    let timeout = Duration::from_secs(15);
+    let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| {
+        panic!("KAFKA_BOOTSTRAP_SERVERS is not set: start a broker with scripts/kafka start")
+    });
+    let topic = unique(&format!("models-mlflow-{test}"));
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let new = NewTopic::new(&topic, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for r in rt
+        .block_on(admin.create_topics(
+            [&new],
+            &AdminOptions::new().operation_timeout(Some(timeout)),
+        ))
+        .unwrap_or_else(|e| panic!("no Kafka broker at KAFKA_BOOTSTRAP_SERVERS={bootstrap}: {e}"))
+    {
+        r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
+    }
+    (bootstrap, topic)
 }
 
 /// Panics with the output unless the run succeeded; returns stdout.
