@@ -12,7 +12,7 @@
 #
 # The HEALTHCHECK probes the scorer's sidecar; compose disables it for producer and trainer.
 #
-# The binaries in the image carry their symbol tables but no DWARF (~51 MB instead of
+# The binaries in the image carry their symbol tables but no DWARF (~54 MB instead of
 # 385 MB); the line tables go to <binary>.debug files, linked by .gnu_debuglink:
 #   docker build --target debug-symbols --output type=local,dest=debug-symbols .
 # (docs/deploy.md, "The image": sizes, and how to get file:line backtraces from them).
