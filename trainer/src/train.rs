@@ -700,8 +700,15 @@ mod tests {
 
     #[test]
     fn same_seed_gives_a_byte_identical_payload() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/data/processed.cleveland.data");
+        let path = std::env::var_os("HEART_TEST_DATA")
+            .or_else(|| std::env::var_os("HEART_DATA"))
+            .map_or_else(
+                || {
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("../../shared/data/processed.cleveland.data")
+                },
+                std::path::PathBuf::from,
+            );
         let data = crate::data::load(&path).unwrap();
         let opts = TrainOptions {
             name: "heart-disease".into(),

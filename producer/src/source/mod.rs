@@ -210,11 +210,19 @@ pub(crate) fn default_id(prefix: &str, line: u64) -> String {
 pub(crate) mod tests {
     use super::*;
 
-    /// The UCI file, read from its shared location (never copied into the repo).
+    /// The UCI file, read in place (never copied into the repo): `HEART_TEST_DATA`, else
+    /// `HEART_DATA`, else its shared location.
     pub(crate) fn uci_path() -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(crate::config::DEFAULT_DATA_PATH)
+        std::env::var_os("HEART_TEST_DATA")
+            .or_else(|| std::env::var_os("HEART_DATA"))
+            .map_or_else(
+                || {
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("..")
+                        .join(crate::config::DEFAULT_DATA_PATH)
+                },
+                std::path::PathBuf::from,
+            )
     }
 
     fn rows(n: usize) -> Vec<SourceRecord> {

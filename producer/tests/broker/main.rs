@@ -32,10 +32,19 @@ use support::{
     read_committed,
 };
 
-const UCI: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/data/processed.cleveland.data"
-);
+/// The UCI file: `HEART_DATA` (`scripts/test` sets it), else the shared copy.
+fn uci() -> &'static str {
+    static PATH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        std::env::var("HEART_DATA").unwrap_or_else(|_| {
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../shared/data/processed.cleveland.data"
+            )
+            .to_owned()
+        })
+    });
+    &PATH
+}
 
 fn config(args: &[&str]) -> Config {
     let bootstrap = bootstrap();
@@ -57,7 +66,7 @@ fn now_ms() -> i64 {
 
 /// The UCI rows as the test reads them, independently of the producer's parser.
 fn uci_rows() -> BTreeMap<String, PatientRecord> {
-    let text = std::fs::read_to_string(UCI).expect("the UCI file is in shared/data");
+    let text = std::fs::read_to_string(uci()).expect("the UCI file is in shared/data");
     text.lines()
         .enumerate()
         .map(|(i, line)| {
@@ -76,7 +85,7 @@ fn uci_rows() -> BTreeMap<String, PatientRecord> {
 async fn sending_the_uci_file_puts_303_records_keyed_by_patient_id() {
     let topic = fresh_topic("uci", 6).await;
     let before = now_ms();
-    let outcome = run(&["send", "--topic", &topic, "--data", UCI])
+    let outcome = run(&["send", "--topic", &topic, "--data", uci()])
         .await
         .unwrap();
     let after = now_ms();
@@ -512,7 +521,7 @@ async fn send_framing_confluent_registers_the_schema_and_tail_reads_confluent_pr
         "--topic",
         &topic,
         "--data",
-        UCI,
+        uci(),
         "--framing",
         "confluent",
     ])
@@ -549,7 +558,7 @@ async fn send_framing_confluent_registers_the_schema_and_tail_reads_confluent_pr
         "--topic",
         &unregistered,
         "--data",
-        UCI,
+        uci(),
         "--framing",
         "confluent",
         "--schema-registry-auto-register",

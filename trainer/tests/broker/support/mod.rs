@@ -126,9 +126,15 @@ impl Broker {
     }
 }
 
-/// The Cleveland file, read in place.
+/// The Cleveland file, read in place: `HEART_DATA` (`scripts/test` sets it), else the shared copy.
 pub fn cleveland() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/processed.cleveland.data")
+    std::env::var_os("HEART_DATA").map_or_else(
+        || {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../shared/data/processed.cleveland.data")
+        },
+        PathBuf::from,
+    )
 }
 
 /// A logistic-regression model version trained on Cleveland (version 0), built once.
