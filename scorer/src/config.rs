@@ -189,7 +189,9 @@ pub enum Command {
     /// Score a file (UCI, CSV or JSONL) with a model file, without Kafka: predictions to
     /// --output, unscorable rows to --rejects with the dead-letter topic's reason codes and
     /// messages. Exits 0 when every row was read, whether or not some were rejected; non-zero
-    /// only when the model, the input or an output cannot be read or written.
+    /// only when the model, the input or an output cannot be read or written. Risk levels use
+    /// the scorer's thresholds: `scorer --high-threshold 0.8 score-file …` or
+    /// SCORER_HIGH_THRESHOLD / SCORER_MEDIUM_THRESHOLD.
     ScoreFile(ScoreFileArgs),
 }
 
