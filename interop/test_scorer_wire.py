@@ -27,7 +27,7 @@ FIELDS = ["age", "sex", "cp", "trestbps", "chol", "fbs", "restecg", "thalach", "
 
 
 def uci_rows():
-    path = ROOT.parent / "shared" / "data" / "processed.cleveland.data"
+    path = pathlib.Path(os.environ.get("HEART_DATA", ROOT.parent / "shared" / "data" / "processed.cleveland.data"))
     for i, line in enumerate(path.read_text().splitlines(), start=1):
         cells = line.split(",")[:13]
         row = {}
