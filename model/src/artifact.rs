@@ -137,6 +137,8 @@ impl Artifact {
             payload_format: PAYLOAD_FORMAT.to_owned(),
             checksum: sha256_hex(&payload),
             payload,
+            mlflow_run_id: None,
+            mlflow_model_version: None,
         })
     }
 }

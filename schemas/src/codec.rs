@@ -327,6 +327,20 @@ impl FieldReader {
         }
     }
 
+    pub(crate) fn opt_string(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<String>, DecodeError> {
+        match self.next(field)? {
+            Value::Union(_, inner) => match *inner {
+                Value::Null => Ok(None),
+                Value::String(v) => Ok(Some(v)),
+                _ => Err(self.wrong(field)),
+            },
+            _ => Err(self.wrong(field)),
+        }
+    }
+
     pub(crate) fn opt_long(&mut self, field: &'static str) -> Result<Option<i64>, DecodeError> {
         match self.next(field)? {
             Value::Union(_, inner) => match *inner {
@@ -450,9 +464,9 @@ mod tests {
             ),
             (
                 ModelVersion::schema_info(),
-                "159ac412184463ae",
-                "5c4ee228cdad6716",
-                r#"{"name":"io.heartrisk.v1.ModelVersion","type":"record","fields":[{"name":"name","type":"string"},{"name":"version","type":"long"},{"name":"algorithm","type":"string"},{"name":"created_at","type":"long"},{"name":"code_version","type":"string"},{"name":"metrics","type":{"type":"map","values":"double"}},{"name":"feature_spec","type":{"type":"array","items":"string"}},{"name":"payload_format","type":"string"},{"name":"payload","type":"bytes"},{"name":"checksum","type":"string"}]}"#,
+                "08fae8e746c8faa3",
+                "91a13620e6a17155",
+                r#"{"name":"io.heartrisk.v1.ModelVersion","type":"record","fields":[{"name":"name","type":"string"},{"name":"version","type":"long"},{"name":"algorithm","type":"string"},{"name":"created_at","type":"long"},{"name":"code_version","type":"string"},{"name":"metrics","type":{"type":"map","values":"double"}},{"name":"feature_spec","type":{"type":"array","items":"string"}},{"name":"payload_format","type":"string"},{"name":"payload","type":"bytes"},{"name":"checksum","type":"string"},{"name":"mlflow_run_id","type":["null","string"]},{"name":"mlflow_model_version","type":["null","long"]}]}"#,
             ),
         ];
         for (info, fingerprint, legacy, canonical) in cases {

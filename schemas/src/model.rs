@@ -5,11 +5,19 @@ use std::sync::LazyLock;
 
 use apache_avro::types::Value;
 
-use crate::codec::{AvroRecord, FieldReader, SchemaInfo, double_map, record};
+use crate::codec::{
+    AvroRecord, FieldReader, SchemaInfo, decode_value, double_map, nullable, record,
+};
 use crate::error::DecodeError;
+use crate::framing::{self, Framed};
 
 static SCHEMA: LazyLock<SchemaInfo> =
     LazyLock::new(|| SchemaInfo::parse(include_str!("../avro/model_version.avsc")));
+
+/// The schema before the MLflow lineage fields: what earlier builds wrote to the models topic
+/// and to `model.avro` files, still read (the lineage fields are then `None`).
+static SCHEMA_V1: LazyLock<SchemaInfo> =
+    LazyLock::new(|| SchemaInfo::parse(include_str!("../avro/model_version_v1.avsc")));
 
 /// A model version: metadata a person or dashboard reads, plus the opaque artifact payload.
 ///
@@ -37,6 +45,10 @@ pub struct ModelVersion {
     pub payload: Vec<u8>,
     /// sha256 of `payload`, lowercase hex.
     pub checksum: String,
+    /// The MLflow run that logged it, when published from the MLflow registry.
+    pub mlflow_run_id: Option<String>,
+    /// The MLflow registered model version it was published from.
+    pub mlflow_model_version: Option<i64>,
 }
 
 impl AvroRecord for ModelVersion {
@@ -66,10 +78,37 @@ impl AvroRecord for ModelVersion {
             ("payload_format", Value::String(self.payload_format.clone())),
             ("payload", Value::Bytes(self.payload.clone())),
             ("checksum", Value::String(self.checksum.clone())),
+            (
+                "mlflow_run_id",
+                nullable(self.mlflow_run_id.clone().map(Value::String)),
+            ),
+            (
+                "mlflow_model_version",
+                nullable(self.mlflow_model_version.map(Value::Long)),
+            ),
         ])
     }
 
     fn from_value(value: Value) -> Result<Self, DecodeError> {
+        Self::from_fields(value, true)
+    }
+
+    /// Decodes a single-object message written with this schema or with version 1.
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if let Ok(Framed::Current(body) | Framed::Legacy(body)) =
+            framing::split(Self::NAME, &SCHEMA_V1, bytes)
+        {
+            let value = decode_value(Self::NAME, &SCHEMA_V1.schema, body)?;
+            return Self::from_fields(value, false);
+        }
+        let body = Self::body(bytes)?;
+        Self::decode_body(body)
+    }
+}
+
+impl ModelVersion {
+    /// Reads the fields in schema order; `lineage`: the MLflow fields are present (not in v1).
+    fn from_fields(value: Value, lineage: bool) -> Result<Self, DecodeError> {
         let mut r = FieldReader::new(Self::NAME, value)?;
         Ok(Self {
             name: r.string("name")?,
@@ -82,6 +121,16 @@ impl AvroRecord for ModelVersion {
             payload_format: r.string("payload_format")?,
             payload: r.bytes("payload")?,
             checksum: r.string("checksum")?,
+            mlflow_run_id: if lineage {
+                r.opt_string("mlflow_run_id")?
+            } else {
+                None
+            },
+            mlflow_model_version: if lineage {
+                r.opt_long("mlflow_model_version")?
+            } else {
+                None
+            },
         })
     }
 }
@@ -103,8 +152,52 @@ mod tests {
             payload_format: "heart-model/postcard/v1".into(),
             payload: vec![1, 2, 3],
             checksum: "abc".into(),
+            mlflow_run_id: None,
+            mlflow_model_version: None,
         };
         assert_eq!(ModelVersion::decode(&m.encode().unwrap()).unwrap(), m);
+        let with_lineage = ModelVersion {
+            mlflow_run_id: Some("0123abcd".into()),
+            mlflow_model_version: Some(4),
+            ..m
+        };
+        assert_eq!(
+            ModelVersion::decode(&with_lineage.encode().unwrap()).unwrap(),
+            with_lineage
+        );
+    }
+
+    #[test]
+    fn a_version_1_record_still_decodes_without_lineage() {
+        let m = ModelVersion {
+            name: "heart".into(),
+            version: 2,
+            algorithm: "decision_tree".into(),
+            created_at: 5,
+            code_version: "0.1.0".into(),
+            metrics: BTreeMap::new(),
+            feature_spec: vec!["age".into()],
+            payload_format: "heart-model/postcard/v1".into(),
+            payload: vec![4],
+            checksum: "def".into(),
+            mlflow_run_id: Some("dropped".into()),
+            mlflow_model_version: Some(1),
+        };
+        // Encode as an earlier build did: the v1 schema's header and body.
+        let mut fields = match m.to_value() {
+            Value::Record(f) => f,
+            _ => unreachable!(),
+        };
+        fields.truncate(10);
+        let body = apache_avro::to_avro_datum(&SCHEMA_V1.schema, Value::Record(fields)).unwrap();
+        let mut bytes = vec![0xC3, 0x01];
+        bytes.extend_from_slice(&SCHEMA_V1.fingerprint);
+        bytes.extend_from_slice(&body);
+        let decoded = ModelVersion::decode(&bytes).unwrap();
+        assert_eq!(decoded.mlflow_run_id, None);
+        assert_eq!(decoded.mlflow_model_version, None);
+        assert_eq!(decoded.checksum, "def");
+        assert_ne!(SCHEMA_V1.fingerprint, SCHEMA.fingerprint);
     }
 
     #[test]

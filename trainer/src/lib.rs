@@ -86,8 +86,14 @@ pub fn run(config: Config) -> Result<(), Error> {
             let client =
                 tracking::client(&args.mlflow).ok_or(error::ConfigError::FromMlflowNeedsUri)?;
             let registered = tracking::fetch_registered(&client, uri)?;
-            let p = publish::publish(registered.version, &args.kafka)?;
             let info = &registered.info;
+            // The registry and the topic are one lineage: the published record names its source.
+            let version = heart_schemas::ModelVersion {
+                mlflow_run_id: Some(info.run_id.clone()),
+                mlflow_model_version: info.version.parse().ok(),
+                ..registered.version.clone()
+            };
+            let p = publish::publish(version, &args.kafka)?;
             for (key, value) in [
                 ("kafka_topic", args.kafka.topic.clone()),
                 ("kafka_version", p.version.to_string()),

@@ -274,6 +274,8 @@ mod tests {
             payload_format: heart_model::PAYLOAD_FORMAT.into(),
             payload: vec![1, 2, 3],
             checksum: "not the checksum".into(),
+            mlflow_run_id: None,
+            mlflow_model_version: None,
         };
         // The broker address is unreachable: reaching Kafka would be a different error.
         assert!(matches!(

@@ -59,6 +59,8 @@ pub async fn model(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
         "created_at": v.created_at,
         "code_version": v.code_version,
         "checksum": v.checksum,
+        "mlflow_run_id": v.mlflow_run_id,
+        "mlflow_model_version": v.mlflow_model_version,
         "payload_format": v.payload_format,
         "metrics": v.metrics,
         "feature_spec": v.feature_spec,

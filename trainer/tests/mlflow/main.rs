@@ -229,6 +229,11 @@ fn publish_from_mlflow_publishes_the_champion_as_the_next_version_and_tags_it() 
             && stdout.contains("as version 1 to"),
         "{stdout}"
     );
+    // The record on the topic names its MLflow source.
+    let published = support::last_model_version(&bootstrap, &topic);
+    assert_eq!(published.version, 1);
+    assert_eq!(published.mlflow_run_id.as_deref(), Some(mv.run_id.as_str()));
+    assert_eq!(published.mlflow_model_version, Some(1));
     let tags = client.model_version_tags(&model_name, "1").unwrap();
     let tag = |k: &str| tags.iter().find(|t| t.key == k).map(|t| t.value.clone());
     assert_eq!(tag("kafka_topic"), Some(topic.clone()));

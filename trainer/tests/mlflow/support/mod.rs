@@ -129,3 +129,35 @@ pub fn python_check(uri: &str, script: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The last record on partition 0 of `topic`, decoded.
+pub fn last_model_version(bootstrap: &str, topic: &str) -> heart_schemas::ModelVersion {
+    use heart_schemas::AvroRecord as _;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("mlflow-test-reader"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut last = None;
+    while std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(msg)) => {
+                last = Some(heart_schemas::ModelVersion::decode(msg.payload().unwrap()).unwrap());
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None if last.is_some() => break,
+            None => {}
+        }
+    }
+    last.unwrap_or_else(|| panic!("no record on {topic} within 20 s"))
+}
