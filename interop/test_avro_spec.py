@@ -98,6 +98,7 @@ SAMPLES = {
         "name": "heart", "version": 3, "algorithm": "logistic_regression", "created_at": ts(9),
         "code_version": "0.1.0", "metrics": {"cv.roc_auc.mean": 0.91}, "feature_spec": ["age", "sex"],
         "payload_format": "heart-model/postcard/v1", "payload": b"\x01\x02\x03", "checksum": "abc",
+        "mlflow_run_id": "0123abcd", "mlflow_model_version": 4,
     },
 }
 
