@@ -7,9 +7,18 @@ use std::time::Duration;
 
 use heart_trainer::mlflow::{Auth, Client};
 
-/// The Cleveland file, read in place.
+/// The Cleveland file, read in place: `HEART_TEST_DATA` or `HEART_DATA` (`scripts/test` sets it),
+/// else the shared copy.
 pub fn cleveland() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/processed.cleveland.data")
+    std::env::var_os("HEART_TEST_DATA")
+        .or_else(|| std::env::var_os("HEART_DATA"))
+        .map_or_else(
+            || {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../shared/data/processed.cleveland.data")
+            },
+            PathBuf::from,
+        )
 }
 
 /// The tracking server under test and a client for it; panics with what to do when there is none.
