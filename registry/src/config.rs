@@ -5,6 +5,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use ureq::tls::Certificate;
 
 use crate::error::RegistryError;
@@ -226,7 +228,7 @@ impl RegistryConfig {
         self.basic_auth.as_ref().map(|a| {
             format!(
                 "Basic {}",
-                base64(format!("{}:{}", a.user, a.password).as_bytes())
+                STANDARD.encode(format!("{}:{}", a.user, a.password).as_bytes())
             )
         })
     }
@@ -238,26 +240,6 @@ impl fmt::Debug for RegistryConfig {
         f.write_str(&self.redacted())?;
         f.write_str(" }")
     }
-}
-
-/// Standard base64 with padding (RFC 4648), all basic auth needs; not worth a dependency.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -372,20 +354,5 @@ mod tests {
             err.contains(&not_pem.display().to_string()) && err.contains("no PEM certificate"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn base64_matches_rfc_4648_vectors() {
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(plain.as_bytes()), encoded);
-        }
     }
 }

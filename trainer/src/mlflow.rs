@@ -2,8 +2,10 @@
 //! experiments, runs, artifacts (through the server's artifact proxy, `mlflow-artifacts:` URIs)
 //! and model registry calls the trainer makes. No MLflow crate fits, so this is the whole client.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -50,7 +52,7 @@ impl Auth {
             Self::Token(t) => Some(format!("Bearer {t}")),
             Self::Basic { username, password } => Some(format!(
                 "Basic {}",
-                base64(format!("{username}:{password}").as_bytes())
+                STANDARD.encode(format!("{username}:{password}").as_bytes())
             )),
         }
     }
@@ -287,7 +289,7 @@ impl Client {
             &json!({
                 "experiment_id": experiment_id,
                 "run_name": run_name,
-                "start_time": now_ms(),
+                "start_time": heart_schemas::now_ms(),
                 "tags": tags,
             }),
         )?;
@@ -299,7 +301,7 @@ impl Client {
     /// # Errors
     /// Any failed call.
     pub fn log_batch(&self, run_id: &str, batch: &Batch) -> Result<(), MlflowError> {
-        let ts = now_ms();
+        let ts = heart_schemas::now_ms();
         let params: Vec<Value> = batch
             .params
             .iter()
@@ -346,7 +348,7 @@ impl Client {
         let _: Value = self.post(
             "update run",
             "/api/2.0/mlflow/runs/update",
-            &json!({ "run_id": run_id, "status": status, "end_time": now_ms() }),
+            &json!({ "run_id": run_id, "status": status, "end_time": heart_schemas::now_ms() }),
         )?;
         Ok(())
     }
@@ -699,34 +701,6 @@ fn string_at(v: &Value, pointer: &str, operation: &'static str) -> Result<String
         })
 }
 
-/// Milliseconds since the epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -756,8 +730,6 @@ mod tests {
             password: "open sesame".into(),
         };
         assert_eq!(auth.header().unwrap(), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
-        assert_eq!(base64(b"a"), "YQ==");
-        assert_eq!(base64(b"ab"), "YWI=");
         assert_eq!(
             format!("{:?}", Auth::Token("secret".into())),
             "token(redacted)"

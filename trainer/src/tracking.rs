@@ -543,7 +543,7 @@ fn uuid_v4() -> String {
 
 /// Now as `YYYY-MM-DD HH:MM:SS.ffffff` (UTC), as MLflow writes `utc_time_created`.
 fn utc_now() -> String {
-    let ms = crate::mlflow::now_ms();
+    let ms = heart_schemas::now_ms();
     format_utc_ms(ms)
 }
 
