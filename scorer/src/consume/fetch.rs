@@ -357,11 +357,30 @@ impl FetchStage<'_> {
             if let Some(rewind) = handoff.take_rewind() {
                 ctx.take_open();
                 epoch += 1;
-                for (partition, offset) in &rewind.targets {
+                // A commit that failed on the client may have succeeded on the broker (the
+                // broker died before answering): the group's committed offsets are the truth,
+                // the ones this replica tracked are only the fallback.
+                let mut asked = TopicPartitionList::new();
+                for (partition, _) in &rewind.targets {
+                    asked.add_partition(topic, *partition);
+                }
+                let stored = self
+                    .consumer
+                    .committed_offsets(asked, Duration::from_secs(10))
+                    .ok();
+                for (partition, tracked) in &rewind.targets {
+                    let offset = stored
+                        .as_ref()
+                        .and_then(|t| t.find_partition(topic, *partition))
+                        .and_then(|e| match e.offset() {
+                            Offset::Offset(o) => Some(o),
+                            _ => None,
+                        })
+                        .map_or(*tracked, |o| o.max(*tracked));
                     if let Err(error) = self.consumer.seek(
                         topic,
                         *partition,
-                        Offset::Offset(*offset),
+                        Offset::Offset(offset),
                         Duration::from_secs(5),
                     ) {
                         // Typically revoked meanwhile: the new owner starts from the commit.
