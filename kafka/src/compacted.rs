@@ -70,6 +70,42 @@ pub struct ReadSummary {
     pub elapsed: Duration,
 }
 
+/// A partition's watermarks. Right after a topic is created (or while its leader moves) the
+/// broker answers "not leader" or "leader not available" for a moment; those are retried until
+/// `deadline`, anything else is returned at once.
+fn watermarks<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+    deadline: Instant,
+) -> Result<(i64, i64), KafkaError> {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match consumer.fetch_watermarks(topic, partition, left) {
+            Err(e) if is_leader_moving(&e) && left > backoff => {
+                tracing::debug!(topic, partition, error = %e, "watermarks: leader not ready, retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+            }
+            answer => return answer,
+        }
+    }
+}
+
+fn is_leader_moving(e: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            Code::NotLeaderForPartition
+                | Code::LeaderNotAvailable
+                | Code::UnknownTopicOrPartition
+                | Code::NotCoordinator
+        )
+    )
+}
+
 /// Assigns every partition of `topic` from its beginning and hands each record to `each` until
 /// every partition has been read to where its end was when the read began. The assignment stays,
 /// so the caller can keep polling for newer records.
@@ -118,9 +154,7 @@ pub fn read_to_end<C: ConsumerContext>(
         assignment
             .add_partition_offset(topic, p, Offset::Beginning)
             .map_err(kafka)?;
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, timeout)
-            .map_err(kafka)?;
+        let (low, high) = watermarks(consumer, topic, p, started + timeout).map_err(kafka)?;
         if high > low {
             pending.insert(p, high);
         }
@@ -160,4 +194,27 @@ pub fn read_to_end<C: ConsumerContext>(
         records,
         elapsed: started.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+
+    use super::*;
+
+    #[test]
+    fn only_a_moving_leader_is_waited_out() {
+        for code in [Code::NotLeaderForPartition, Code::LeaderNotAvailable] {
+            assert!(
+                is_leader_moving(&KafkaError::MetadataFetch(code)),
+                "{code:?}"
+            );
+        }
+        for code in [Code::TopicAuthorizationFailed, Code::BrokerTransportFailure] {
+            assert!(
+                !is_leader_moving(&KafkaError::MetadataFetch(code)),
+                "{code:?}"
+            );
+        }
+    }
 }
