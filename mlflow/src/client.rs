@@ -1,6 +1,4 @@
-//! A small typed client for the MLflow tracking server's REST API (`/api/2.0/mlflow/…`): the
-//! experiments, runs, artifacts (through the server's artifact proxy, `mlflow-artifacts:` URIs)
-//! and model registry calls the trainer makes. No MLflow crate fits, so this is the whole client.
+//! The REST calls: experiments, runs, metrics, artifacts and the model registry.
 
 use std::time::Duration;
 
@@ -175,6 +173,35 @@ pub struct ModelVersionInfo {
     pub aliases: Vec<String>,
 }
 
+/// A logged model: MLflow 3's model entity, with its own id and artifact location, linked to
+/// the run that produced it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LoggedModelInfo {
+    /// `m-…`; `models:/<model_id>` names it.
+    pub model_id: String,
+    /// Where its files are (`mlflow-artifacts:/<experiment>/models/<model_id>/artifacts`).
+    pub artifact_uri: String,
+    /// Its name within the run, e.g. `model`.
+    #[serde(default)]
+    pub name: String,
+    /// The run that logged it.
+    #[serde(default)]
+    pub source_run_id: String,
+    /// `LOGGED_MODEL_PENDING` until finalized, then `LOGGED_MODEL_READY` (or `…_UPLOAD_FAILED`).
+    #[serde(default)]
+    pub status: String,
+}
+
+#[derive(Deserialize)]
+struct LoggedModelEnvelope {
+    model: LoggedModelBody,
+}
+
+#[derive(Deserialize)]
+struct LoggedModelBody {
+    info: LoggedModelInfo,
+}
+
 /// Everything one `log-batch` call sends.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
@@ -272,10 +299,7 @@ impl Client {
         parent: Option<&str>,
         tags: &[(String, String)],
     ) -> Result<RunInfo, MlflowError> {
-        let mut tags: Vec<Value> = tags
-            .iter()
-            .map(|(k, v)| json!({ "key": k, "value": v }))
-            .collect();
+        let mut tags = key_values(tags);
         if let Some(parent) = parent {
             tags.push(json!({ "key": PARENT_RUN_TAG, "value": parent }));
         }
@@ -302,21 +326,13 @@ impl Client {
     /// Any failed call.
     pub fn log_batch(&self, run_id: &str, batch: &Batch) -> Result<(), MlflowError> {
         let ts = heart_schemas::now_ms();
-        let params: Vec<Value> = batch
-            .params
-            .iter()
-            .map(|(k, v)| json!({ "key": k, "value": v }))
-            .collect();
+        let params = key_values(&batch.params);
         let metrics: Vec<Value> = batch
             .metrics
             .iter()
             .map(|(k, v, step)| json!({ "key": k, "value": v, "timestamp": ts, "step": step }))
             .collect();
-        let tags: Vec<Value> = batch
-            .tags
-            .iter()
-            .map(|(k, v)| json!({ "key": k, "value": v }))
-            .collect();
+        let tags = key_values(&batch.tags);
         let mut chunks = (
             params.chunks(MAX_BATCH_PARAMS),
             metrics.chunks(MAX_BATCH_METRICS),
@@ -456,6 +472,99 @@ impl Client {
         Ok(listed.files)
     }
 
+    /// Creates a logged model of `model_type` named `name` in `experiment_id`, produced by
+    /// `source_run_id`; its files go to the returned `artifact_uri`, then
+    /// [`Client::finalize_logged_model`] marks it ready.
+    ///
+    /// # Errors
+    /// Any failed call.
+    pub fn create_logged_model(
+        &self,
+        experiment_id: &str,
+        name: &str,
+        source_run_id: &str,
+        model_type: &str,
+        params: &[(String, String)],
+        tags: &[(String, String)],
+    ) -> Result<LoggedModelInfo, MlflowError> {
+        let created: LoggedModelEnvelope = self.post(
+            "create logged model",
+            "/api/2.0/mlflow/logged-models",
+            &json!({
+                "experiment_id": experiment_id,
+                "name": name,
+                "source_run_id": source_run_id,
+                "model_type": model_type,
+                "params": key_values(params),
+                "tags": key_values(tags),
+            }),
+        )?;
+        Ok(created.model.info)
+    }
+
+    /// Marks a logged model's upload done (`ready`) or failed.
+    ///
+    /// # Errors
+    /// Any failed call.
+    pub fn finalize_logged_model(
+        &self,
+        model_id: &str,
+        ready: bool,
+    ) -> Result<LoggedModelInfo, MlflowError> {
+        // MLflow's LoggedModelStatus: 2 = LOGGED_MODEL_READY, 3 = LOGGED_MODEL_UPLOAD_FAILED.
+        let status = if ready { 2 } else { 3 };
+        let body = json!({ "model_id": model_id, "status": status })
+            .to_string()
+            .into_bytes();
+        let answer = self.send(
+            "finalize logged model",
+            "PATCH",
+            &format!("/api/2.0/mlflow/logged-models/{model_id}"),
+            &[],
+            Some(("application/json", &body)),
+        )?;
+        let finalized: LoggedModelEnvelope = decode("finalize logged model", &answer)?;
+        Ok(finalized.model.info)
+    }
+
+    /// The logged model `model_id`.
+    ///
+    /// # Errors
+    /// Any failed call ([`MlflowError::is_not_found`] when there is none).
+    pub fn logged_model(&self, model_id: &str) -> Result<LoggedModelInfo, MlflowError> {
+        let got: LoggedModelEnvelope = self.get(
+            "get logged model",
+            &format!("/api/2.0/mlflow/logged-models/{model_id}"),
+            &[],
+        )?;
+        Ok(got.model.info)
+    }
+
+    /// Records logged model `model_id` as an output of `run_id` (the run page lists it).
+    ///
+    /// # Errors
+    /// Any failed call.
+    pub fn log_model_output(&self, run_id: &str, model_id: &str) -> Result<(), MlflowError> {
+        let _: Value = self.post(
+            "log outputs",
+            "/api/2.0/mlflow/runs/outputs",
+            &json!({ "run_id": run_id, "models": [{ "model_id": model_id, "step": 0 }] }),
+        )?;
+        Ok(())
+    }
+
+    /// The artifact location of a model version's `source`: a logged model's (`models:/m-…`,
+    /// MLflow 3) or the run artifact URI itself (versions registered from a run's directory).
+    ///
+    /// # Errors
+    /// The logged model cannot be read.
+    pub fn source_artifact_uri(&self, source: &str) -> Result<String, MlflowError> {
+        match source.strip_prefix("models:/") {
+            Some(model_id) => Ok(self.logged_model(model_id)?.artifact_uri),
+            None => Ok(source.to_owned()),
+        }
+    }
+
     /// Creates registered model `name`; one that exists already is fine.
     ///
     /// # Errors
@@ -472,14 +581,14 @@ impl Client {
         }
     }
 
-    /// Registers the model files at `source` (logged by `run_id`) as a new version of `name`.
+    /// Registers logged model `model_id` (produced by `run_id`) as a new version of `name`.
     ///
     /// # Errors
     /// Any failed call.
     pub fn create_model_version(
         &self,
         name: &str,
-        source: &str,
+        model_id: &str,
         run_id: &str,
         tags: &[(String, String)],
     ) -> Result<ModelVersionInfo, MlflowError> {
@@ -487,14 +596,16 @@ impl Client {
         struct Created {
             model_version: ModelVersionInfo,
         }
-        let tags: Vec<Value> = tags
-            .iter()
-            .map(|(k, v)| json!({ "key": k, "value": v }))
-            .collect();
         let created: Created = self.post(
             "create model version",
             "/api/2.0/mlflow/model-versions/create",
-            &json!({ "name": name, "source": source, "run_id": run_id, "tags": tags }),
+            &json!({
+                "name": name,
+                "source": format!("models:/{model_id}"),
+                "model_id": model_id,
+                "run_id": run_id,
+                "tags": key_values(tags),
+            }),
         )?;
         Ok(created.model_version)
     }
@@ -629,6 +740,7 @@ impl Client {
             Some((content_type, bytes)) => {
                 let mut req = match method {
                     "PUT" => self.agent.put(&url),
+                    "PATCH" => self.agent.patch(&url),
                     _ => self.agent.post(&url),
                 };
                 for (k, v) in query {
@@ -682,6 +794,13 @@ pub fn proxy_path(artifact_uri: &str) -> Result<String, MlflowError> {
         "/api/2.0/mlflow-artifacts/artifacts/{}",
         rest.trim_matches('/')
     ))
+}
+
+fn key_values(pairs: &[(String, String)]) -> Vec<Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| json!({ "key": k, "value": v }))
+        .collect()
 }
 
 fn decode<T: DeserializeOwned>(operation: &'static str, body: &[u8]) -> Result<T, MlflowError> {

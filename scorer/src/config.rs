@@ -192,18 +192,27 @@ pub enum Command {
     /// only when the model, the input or an output cannot be read or written. Risk levels use
     /// the scorer's thresholds: `scorer --high-threshold 0.8 score-file …` or
     /// SCORER_HIGH_THRESHOLD / SCORER_MEDIUM_THRESHOLD.
-    ScoreFile(ScoreFileArgs),
+    ScoreFile(Box<ScoreFileArgs>),
 }
 
 /// `scorer score-file`. The risk thresholds are the scorer's (`--medium-threshold`,
 /// `--high-threshold`, before the subcommand, or their environment variables).
 #[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("model").required(true).args(["model_file", "from_mlflow"])))]
 pub struct ScoreFileArgs {
     /// Model file written by `trainer train` (`<out>/model.avro`).
-    // `--from-mlflow` goes next to this flag as the other member of one required ArgGroup, and
-    // becomes a second `score_file::ModelSource` variant; the rest of score-file is unchanged.
     #[arg(long, env = "SCORER_MODEL_FILE", value_name = "PATH")]
-    pub model_file: PathBuf,
+    pub model_file: Option<PathBuf>,
+
+    /// A registered MLflow model version instead of --model-file, e.g.
+    /// models:/heart-disease@champion (needs --mlflow-uri): the version's model.avro is
+    /// downloaded and verified like a file, and the predictions name the same model version.
+    #[arg(long, env = "SCORER_FROM_MLFLOW", value_name = "models:/NAME@ALIAS")]
+    pub from_mlflow: Option<String>,
+
+    /// The MLflow server --from-mlflow reads from.
+    #[command(flatten, next_help_heading = "MLflow (with --from-mlflow)")]
+    pub mlflow: heart_mlflow::MlflowConnection,
 
     /// Rows to score; `-` reads stdin.
     #[arg(long, env = "SCORER_SCORE_FILE_INPUT", value_name = "PATH")]

@@ -16,6 +16,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use heart_mlflow::MlflowConnection;
 use heart_model::Model;
 use heart_schemas::{
     AvroRecord, FIELDS, ModelVersion, N_FIELDS, PatientRecord, Prediction, RiskLevel,
@@ -49,23 +50,46 @@ const PROGRESS_EVERY: u64 = 8192;
 
 const BUFFER_BYTES: usize = 256 * 1024;
 
-/// Where the model comes from. `--from-mlflow` becomes a second variant.
+/// Where the model comes from.
 #[derive(Debug, Clone)]
 pub enum ModelSource {
     /// A file written by `trainer train`.
     File(PathBuf),
+    /// A registered MLflow model version, `models:/NAME@ALIAS`.
+    Mlflow {
+        /// The reference.
+        uri: String,
+        /// The server and credentials.
+        connection: MlflowConnection,
+    },
 }
 
 impl ModelSource {
     /// The model source `args` name.
-    pub fn from_args(args: &ScoreFileArgs) -> Self {
-        Self::File(args.model_file.clone())
+    ///
+    /// # Errors
+    /// [`ScoreFileError::MlflowConfig`] for a malformed `--from-mlflow` or one without a server.
+    pub fn from_args(args: &ScoreFileArgs) -> Result<Self, ScoreFileError> {
+        match &args.from_mlflow {
+            Some(uri) => {
+                args.mlflow.validate()?;
+                args.mlflow.validate_from(uri)?;
+                Ok(Self::Mlflow {
+                    uri: uri.clone(),
+                    connection: args.mlflow.clone(),
+                })
+            }
+            // clap's required group guarantees one of the two; an empty path fails to load.
+            None => Ok(Self::File(args.model_file.clone().unwrap_or_default())),
+        }
     }
 
     /// Reads and verifies the model.
     ///
     /// # Errors
-    /// [`ScoreFileError::ModelFile`] for a file that cannot be read, decoded or verified.
+    /// [`ScoreFileError::ModelFile`] for a file that cannot be read, decoded or verified;
+    /// [`ScoreFileError::Mlflow`] or [`ScoreFileError::MlflowModel`] for a registered version
+    /// that cannot be fetched or verified.
     pub fn load(&self) -> Result<Model, ScoreFileError> {
         match self {
             Self::File(path) => {
@@ -76,6 +100,29 @@ impl ModelSource {
                 let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
                 let version = ModelVersion::decode(&bytes).map_err(|e| fail(e.to_string()))?;
                 Model::load(version).map_err(|e| fail(heart_kafka::telemetry::chain(&e)))
+            }
+            Self::Mlflow { uri, connection } => {
+                let client = connection
+                    .client()
+                    .ok_or(heart_mlflow::ConfigError::FromMlflowNeedsUri)?;
+                let registered =
+                    heart_mlflow::registered::fetch(&client, uri).map_err(|source| {
+                        ScoreFileError::Mlflow {
+                            uri: uri.clone(),
+                            source,
+                        }
+                    })?;
+                tracing::info!(
+                    uri = %uri,
+                    registered_model = %registered.info.name,
+                    mlflow_model_version = %registered.info.version,
+                    run_id = %registered.info.run_id,
+                    "score-file model from mlflow"
+                );
+                Model::load(registered.version).map_err(|e| ScoreFileError::MlflowModel {
+                    uri: uri.clone(),
+                    detail: heart_kafka::telemetry::chain(&e),
+                })
             }
         }
     }
@@ -91,6 +138,27 @@ pub enum ScoreFileError {
     ModelFile {
         /// The file.
         path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// A malformed `--from-mlflow` or `--mlflow-*` value.
+    #[error(transparent)]
+    MlflowConfig(#[from] heart_mlflow::ConfigError),
+    /// The registered version cannot be fetched.
+    #[error("{uri}: {source}")]
+    Mlflow {
+        /// The `models:/NAME@ALIAS` reference.
+        uri: String,
+        /// What the server said, or why it did not answer.
+        source: heart_mlflow::MlflowError,
+    },
+    /// The registered version's model file fails verification.
+    #[error(
+        "{uri}: {detail}; the registered version's model.avro must be one `trainer train --mlflow-uri` logged"
+    )]
+    MlflowModel {
+        /// The `models:/NAME@ALIAS` reference.
+        uri: String,
         /// What went wrong.
         detail: String,
     },
@@ -195,7 +263,7 @@ impl fmt::Display for Summary {
 /// rejected row.
 pub fn run(config: &Config, args: &ScoreFileArgs) -> Result<Summary, ScoreFileError> {
     let thresholds = RiskThresholds::new(config.medium_threshold, config.high_threshold)?;
-    let model = ModelSource::from_args(args).load()?;
+    let model = ModelSource::from_args(args)?.load()?;
     tracing::info!(
         model_name = model.name(),
         model_version = model.version_number(),

@@ -114,9 +114,9 @@ pub struct TrainArgs {
 /// MLflow tracking of `train` and `eda`: off unless a tracking URI is given.
 #[derive(Debug, Clone, Args)]
 pub struct MlflowArgs {
-    /// The server and credentials.
+    /// The server and credentials; without --mlflow-uri nothing is tracked.
     #[command(flatten)]
-    pub connection: MlflowConnection,
+    pub connection: heart_mlflow::MlflowConnection,
     /// Experiment the runs go to (created if missing).
     #[arg(long, env = "MLFLOW_EXPERIMENT_NAME", default_value = "heart-risk")]
     pub mlflow_experiment: String,
@@ -130,41 +130,6 @@ pub struct MlflowArgs {
     /// Alias set on the new registered version.
     #[arg(long, env = "TRAINER_MLFLOW_ALIAS", default_value = "champion")]
     pub mlflow_alias: String,
-}
-
-/// Where the MLflow tracking server is and how to authenticate to it.
-#[derive(Debug, Clone, Args)]
-pub struct MlflowConnection {
-    /// MLflow tracking server, e.g. http://127.0.0.1:5000 (started with --serve-artifacts);
-    /// unset: no tracking.
-    #[arg(long, env = "MLFLOW_TRACKING_URI")]
-    pub mlflow_uri: Option<String>,
-    /// Bound on each MLflow request, milliseconds.
-    #[arg(long, env = "TRAINER_MLFLOW_TIMEOUT_MS", default_value_t = 30_000)]
-    pub mlflow_timeout_ms: u64,
-    /// Bearer token (takes precedence over username and password).
-    #[arg(long, env = "MLFLOW_TRACKING_TOKEN", hide_env_values = true)]
-    pub mlflow_token: Option<String>,
-    /// User for HTTP basic authentication.
-    #[arg(long, env = "MLFLOW_TRACKING_USERNAME")]
-    pub mlflow_username: Option<String>,
-    /// Password for HTTP basic authentication.
-    #[arg(long, env = "MLFLOW_TRACKING_PASSWORD", hide_env_values = true)]
-    pub mlflow_password: Option<String>,
-}
-
-impl MlflowConnection {
-    fn validate(&self) -> Result<(), ConfigError> {
-        if self.mlflow_timeout_ms == 0 {
-            return Err(ConfigError::ZeroMlflowTimeout);
-        }
-        if let Some(uri) = &self.mlflow_uri
-            && !(uri.starts_with("http://") || uri.starts_with("https://"))
-        {
-            return Err(ConfigError::MlflowUri(uri.clone()));
-        }
-        Ok(())
-    }
 }
 
 impl MlflowArgs {
@@ -204,7 +169,7 @@ pub struct PublishArgs {
     pub from_mlflow: Option<String>,
     /// The MLflow server, for --from-mlflow.
     #[command(flatten, next_help_heading = "MLflow registry")]
-    pub mlflow: MlflowConnection,
+    pub mlflow: heart_mlflow::MlflowConnection,
     /// Kafka settings.
     #[command(flatten)]
     pub kafka: KafkaSettings,
@@ -258,10 +223,7 @@ impl Config {
             Command::Publish(p) => {
                 p.mlflow.validate()?;
                 if let Some(uri) = &p.from_mlflow {
-                    crate::tracking::parse_model_uri(uri)?;
-                    if p.mlflow.mlflow_uri.is_none() {
-                        return Err(ConfigError::FromMlflowNeedsUri);
-                    }
+                    p.mlflow.validate_from(uri)?;
                 }
                 p.kafka.validate(Clients::ReaderAndProducer)
             }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use heart_mlflow::MlflowError;
 use thiserror::Error;
 
 /// A command-line value that parsed but breaks a rule.
@@ -13,20 +14,9 @@ pub enum ConfigError {
     /// A timeout of zero would never succeed.
     #[error("--kafka-timeout-ms must be positive")]
     ZeroTimeout,
-    /// A timeout of zero would never succeed.
-    #[error("--mlflow-timeout-ms must be positive")]
-    ZeroMlflowTimeout,
-    /// The tracking URI must be an HTTP(S) server (file stores are not supported).
-    #[error(
-        "--mlflow-uri / MLFLOW_TRACKING_URI must be an http:// or https:// tracking server, got {0:?}"
-    )]
-    MlflowUri(String),
-    /// `--from-mlflow` without a server to read from.
-    #[error("--from-mlflow needs --mlflow-uri (or MLFLOW_TRACKING_URI)")]
-    FromMlflowNeedsUri,
-    /// `--from-mlflow` is not a `models:/NAME@ALIAS` reference.
-    #[error("--from-mlflow {0:?} is not a models:/NAME@ALIAS reference")]
-    ModelUri(String),
+    /// A bad `--mlflow-*` or `--from-mlflow` value.
+    #[error(transparent)]
+    Mlflow(#[from] heart_mlflow::ConfigError),
     /// An empty alias cannot be set.
     #[error("--mlflow-alias must not be empty")]
     EmptyMlflowAlias,
@@ -253,72 +243,6 @@ pub enum FetchError {
     Write(#[from] WriteError),
 }
 
-/// A call to the MLflow tracking server failed.
-#[derive(Debug, Error)]
-pub enum MlflowError {
-    /// No HTTP answer (server down, wrong URL, timeout).
-    #[error(
-        "mlflow at {url} is unreachable ({operation}): {detail}; start it (scripts/mlflow start), fix --mlflow-uri / MLFLOW_TRACKING_URI, or pass --mlflow-optional to train without tracking"
-    )]
-    Unreachable {
-        /// The server's base URL.
-        url: String,
-        /// What we were doing.
-        operation: &'static str,
-        /// ureq's error text.
-        detail: String,
-    },
-    /// The server answered with an error status.
-    #[error("mlflow {operation}: HTTP {status} {code}: {message}")]
-    Http {
-        /// What we were doing.
-        operation: &'static str,
-        /// HTTP status.
-        status: u16,
-        /// MLflow's `error_code`, e.g. `RESOURCE_DOES_NOT_EXIST` (empty if none).
-        code: String,
-        /// MLflow's message, or the start of the body.
-        message: String,
-    },
-    /// The answer is not the JSON expected.
-    #[error("mlflow {operation}: unexpected answer: {detail}")]
-    Decode {
-        /// What we were doing.
-        operation: &'static str,
-        /// What did not parse.
-        detail: String,
-    },
-    /// An artifact URI the server's artifact proxy does not serve.
-    #[error(
-        "artifact uri {0:?} is not an mlflow-artifacts: uri (start the server with --serve-artifacts)"
-    )]
-    ArtifactUri(String),
-    /// The registered model's `model.avro` is not a model version.
-    #[error("{uri}: model/model.avro is not an Avro ModelVersion")]
-    ModelFile {
-        /// The `models:/NAME@ALIAS` reference.
-        uri: String,
-        /// The decode error.
-        source: heart_schemas::DecodeError,
-    },
-    /// A local file to upload could not be read.
-    #[error("cannot read {path}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-}
-
-impl MlflowError {
-    /// Whether the server said the thing asked for does not exist.
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, Self::Http { status: 404, .. })
-            || matches!(self, Self::Http { code, .. } if code == "RESOURCE_DOES_NOT_EXIST")
-    }
-}
-
 /// Any failure of a trainer command.
 #[derive(Debug, Error)]
 pub enum Error {
@@ -346,4 +270,7 @@ pub enum Error {
     /// MLflow tracking or the model registry failed.
     #[error(transparent)]
     Mlflow(#[from] MlflowError),
+    /// Tracking was asked for and the server cannot be reached before training.
+    #[error("{0}; or pass --mlflow-optional to train without tracking")]
+    MlflowRequired(MlflowError),
 }

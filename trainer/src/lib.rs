@@ -18,8 +18,8 @@
 //! - [`eda`]: `trainer eda`.
 //! - [`publish`]: the models topic: publish with the next version, list versions.
 //! - [`fetch`]: `trainer fetch-data`.
-//! - [`mlflow`]: a typed client for the MLflow tracking server's REST API.
-//! - [`tracking`]: what `train` and `eda` record in MLflow (runs, artifacts, the registered model).
+//! - [`tracking`]: what `train` and `eda` record in MLflow (runs, artifacts, the registered
+//!   model), through the `heart-mlflow` client.
 //! - [`error`]: one error enum per operation.
 
 pub mod config;
@@ -29,7 +29,6 @@ pub mod error;
 pub mod evaluate;
 mod features;
 pub mod fetch;
-pub mod mlflow;
 pub mod plots;
 pub mod publish;
 pub mod report;
@@ -83,16 +82,14 @@ pub fn run(config: Config) -> Result<(), Error> {
         }
         Command::Publish(args) if args.from_mlflow.is_some() => {
             let uri = args.from_mlflow.as_deref().unwrap_or_default();
-            let client =
-                tracking::client(&args.mlflow).ok_or(error::ConfigError::FromMlflowNeedsUri)?;
-            let registered = tracking::fetch_registered(&client, uri)?;
+            let client = args
+                .mlflow
+                .client()
+                .ok_or(heart_mlflow::ConfigError::FromMlflowNeedsUri)
+                .map_err(error::ConfigError::from)?;
+            let registered = heart_mlflow::registered::fetch(&client, uri)?;
             let info = &registered.info;
-            // The registry and the topic are one lineage: the published record names its source.
-            let version = heart_schemas::ModelVersion {
-                mlflow_run_id: Some(info.run_id.clone()),
-                mlflow_model_version: info.version.parse().ok(),
-                ..registered.version.clone()
-            };
+            let version = registered.version.clone();
             let p = publish::publish(version, &args.kafka)?;
             for (key, value) in [
                 ("kafka_topic", args.kafka.topic.clone()),

@@ -7,24 +7,20 @@
 //! `model/`, which every MLflow client (`mlflow.models.get_model_info`, the UI) reads.
 
 use std::path::Path;
-use std::time::Duration;
 
 use heart_schemas::{AvroRecord as _, FIELDS};
-use rand::RngCore;
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::config::{MlflowArgs, MlflowConnection};
+use crate::config::MlflowArgs;
 use crate::data::Dataset;
-use crate::error::{ConfigError, MlflowError};
+use crate::error::Error;
 use crate::evaluate::METRIC_NAMES;
-use crate::mlflow::{Auth, Batch, Client, ModelVersionInfo, RunInfo};
 use crate::train::Outcome;
+use heart_mlflow::MlflowError;
+use heart_mlflow::client::{Batch, Client, LoggedModelInfo, ModelVersionInfo, RunInfo};
+use heart_mlflow::registered::{MODEL_FILE, MODEL_NAME};
 
-/// The artifact directory of the logged model inside the run.
-pub const MODEL_DIR: &str = "model";
-/// The model file inside [`MODEL_DIR`] (the Avro `ModelVersion` that `trainer publish` reads).
-pub const MODEL_FILE: &str = "model.avro";
 /// The flavor name in `MLmodel`.
 pub const FLAVOR: &str = "heart_risk";
 /// Tag holding the sha256 of the training data file.
@@ -57,11 +53,8 @@ impl Tracker {
     ///
     /// # Errors
     /// The server is down or refuses, without `--mlflow-optional`.
-    pub fn connect(
-        args: &MlflowArgs,
-        default_model_name: &str,
-    ) -> Result<Option<Self>, MlflowError> {
-        let Some(client) = client(&args.connection) else {
+    pub fn connect(args: &MlflowArgs, default_model_name: &str) -> Result<Option<Self>, Error> {
+        let Some(client) = args.connection.client() else {
             return Ok(None);
         };
         let uri = client.base();
@@ -91,7 +84,7 @@ impl Tracker {
                 warn!(url = uri, error = %err, "mlflow unavailable, going on without tracking");
                 Ok(None)
             }
-            Err(err) => Err(err),
+            Err(err) => Err(Error::MlflowRequired(err)),
         }
     }
 
@@ -237,47 +230,39 @@ impl Tracker {
             .map_or((chosen.algorithm.code().to_owned(), String::new()), |v| {
                 (v.algorithm.clone(), v.checksum.clone())
             });
-        let server_version = self.client.server_version().unwrap_or_default();
-        let mlmodel = mlmodel_yaml(&MlmodelInfo {
-            run_id: &parent.run_id,
-            model_uuid: &uuid_v4(),
-            utc_time_created: &utc_now(),
-            mlflow_version: &server_version,
-            algorithm: &algorithm,
-            checksum: &checksum,
-        });
-        let example = input_example(data);
-        let dir = |f: &str| format!("{MODEL_DIR}/{f}");
-        self.client
-            .upload_artifact(&parent.artifact_uri, &dir(MODEL_FILE), &model_bytes)?;
-        self.client
-            .upload_artifact(&parent.artifact_uri, &dir("MLmodel"), mlmodel.as_bytes())?;
-        self.client.upload_artifact(
-            &parent.artifact_uri,
-            &dir("input_example.json"),
-            example.to_string().as_bytes(),
+        let model_tags = [
+            ("algorithm".to_owned(), algorithm.clone()),
+            ("checksum".to_owned(), checksum.clone()),
+            (DATA_SHA256_TAG.to_owned(), data.sha256.clone()),
+        ];
+        // An MLflow 3 logged model: its own entity (id, params, status), linked to the run as
+        // an output, with the files under its own artifact location.
+        let logged = self.client.create_logged_model(
+            &self.experiment_id,
+            MODEL_NAME,
+            &parent.run_id,
+            FLAVOR,
+            &best.params.to_map().into_iter().collect::<Vec<_>>(),
+            &model_tags,
         )?;
-        self.client.upload_artifact(
-            &parent.artifact_uri,
-            &dir("serving_input_example.json"),
-            json!({ "dataframe_split": example }).to_string().as_bytes(),
-        )?;
-        info!(run_id = %parent.run_id, "mlflow model logged");
+        let uploaded =
+            self.upload_model(&logged, parent, data, &model_bytes, &algorithm, &checksum);
+        self.client
+            .finalize_logged_model(&logged.model_id, uploaded.is_ok())?;
+        uploaded?;
+        self.client
+            .log_model_output(&parent.run_id, &logged.model_id)?;
+        info!(run_id = %parent.run_id, model_id = %logged.model_id, "mlflow model logged");
 
         let model_version = match &self.registered_model {
             None => None,
             Some(name) => {
                 self.client.ensure_registered_model(name)?;
-                let source = format!("{}/{MODEL_DIR}", parent.artifact_uri.trim_end_matches('/'));
                 let mv = self.client.create_model_version(
                     name,
-                    &source,
+                    &logged.model_id,
                     &parent.run_id,
-                    &[
-                        ("algorithm".to_owned(), algorithm.clone()),
-                        ("checksum".to_owned(), checksum.clone()),
-                        (DATA_SHA256_TAG.to_owned(), data.sha256.clone()),
-                    ],
+                    &model_tags,
                 )?;
                 self.client.set_alias(name, &self.alias, &mv.version)?;
                 info!(
@@ -294,6 +279,40 @@ impl Tracker {
             candidate_runs,
             model_version,
         })
+    }
+
+    /// The logged model's files: the model, `MLmodel`, and the input examples.
+    fn upload_model(
+        &self,
+        logged: &LoggedModelInfo,
+        parent: &RunInfo,
+        data: &Dataset,
+        model_bytes: &[u8],
+        algorithm: &str,
+        checksum: &str,
+    ) -> Result<(), MlflowError> {
+        let server_version = self.client.server_version().unwrap_or_default();
+        let mlmodel = mlmodel_yaml(&MlmodelInfo {
+            run_id: &parent.run_id,
+            model_id: &logged.model_id,
+            artifact_uri: &logged.artifact_uri,
+            utc_time_created: &utc_now(),
+            mlflow_version: &server_version,
+            algorithm,
+            checksum,
+        });
+        let example = input_example(data);
+        let root = &logged.artifact_uri;
+        self.client.upload_artifact(root, MODEL_FILE, model_bytes)?;
+        self.client
+            .upload_artifact(root, "MLmodel", mlmodel.as_bytes())?;
+        self.client
+            .upload_artifact(root, "input_example.json", example.to_string().as_bytes())?;
+        self.client.upload_artifact(
+            root,
+            "serving_input_example.json",
+            json!({ "dataframe_split": example }).to_string().as_bytes(),
+        )
     }
 
     /// Records a `trainer eda` run: every file in `out` (summary and plots) as artifacts.
@@ -343,78 +362,6 @@ impl Tracker {
         let bytes = read(&dir.join(name))?;
         self.client.upload_artifact(artifact_uri, name, &bytes)
     }
-}
-
-/// A client for the configured server, if any.
-pub fn client(args: &MlflowConnection) -> Option<Client> {
-    let uri = args.mlflow_uri.as_deref()?;
-    Some(Client::new(
-        uri,
-        auth(args),
-        Duration::from_millis(args.mlflow_timeout_ms),
-    ))
-}
-
-/// A registered model version and the `ModelVersion` in its `model/model.avro`.
-#[derive(Debug)]
-pub struct Registered {
-    /// The MLflow model version (name, number, run).
-    pub info: ModelVersionInfo,
-    /// The envelope logged by `trainer train`.
-    pub version: heart_schemas::ModelVersion,
-}
-
-/// Resolves `models:/NAME@ALIAS` and downloads the version's model file.
-///
-/// # Errors
-/// The alias does not exist, the download fails or the file is not a `ModelVersion`.
-pub fn fetch_registered(client: &Client, uri: &str) -> Result<Registered, MlflowError> {
-    let (name, alias) = parse_model_uri(uri).map_err(|_| MlflowError::Decode {
-        operation: "parse models uri",
-        detail: format!("{uri:?} is not models:/NAME@ALIAS"),
-    })?;
-    let info = client.model_version_by_alias(&name, &alias)?;
-    let bytes = client.download_artifact(&info.source, MODEL_FILE)?;
-    let version =
-        heart_schemas::ModelVersion::decode(&bytes).map_err(|source| MlflowError::ModelFile {
-            uri: uri.to_owned(),
-            source,
-        })?;
-    info!(
-        registered_model = %info.name,
-        model_version = %info.version,
-        run_id = %info.run_id,
-        "mlflow model version fetched"
-    );
-    Ok(Registered { info, version })
-}
-
-/// The credentials from the flags (token first).
-pub fn auth(args: &MlflowConnection) -> Auth {
-    match (
-        &args.mlflow_token,
-        &args.mlflow_username,
-        &args.mlflow_password,
-    ) {
-        (Some(token), _, _) => Auth::Token(token.clone()),
-        (None, Some(username), password) => Auth::Basic {
-            username: username.clone(),
-            password: password.clone().unwrap_or_default(),
-        },
-        _ => Auth::None,
-    }
-}
-
-/// A `models:/NAME@ALIAS` reference, split.
-///
-/// # Errors
-/// [`ConfigError::ModelUri`] if it is not of that form.
-pub fn parse_model_uri(uri: &str) -> Result<(String, String), ConfigError> {
-    uri.strip_prefix("models:/")
-        .and_then(|rest| rest.split_once('@'))
-        .filter(|(name, alias)| !name.is_empty() && !alias.is_empty() && !name.contains('/'))
-        .map(|(name, alias)| (name.to_owned(), alias.to_owned()))
-        .ok_or_else(|| ConfigError::ModelUri(uri.to_owned()))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, MlflowError> {
@@ -485,7 +432,8 @@ fn input_example(data: &Dataset) -> serde_json::Value {
 
 struct MlmodelInfo<'a> {
     run_id: &'a str,
-    model_uuid: &'a str,
+    model_id: &'a str,
+    artifact_uri: &'a str,
     utc_time_created: &'a str,
     mlflow_version: &'a str,
     algorithm: &'a str,
@@ -496,7 +444,7 @@ struct MlmodelInfo<'a> {
 /// (JSON has no `'`, so single-quoted YAML scalars hold them verbatim).
 fn mlmodel_yaml(m: &MlmodelInfo<'_>) -> String {
     format!(
-        "artifact_path: {MODEL_DIR}
+        "artifact_path: {artifact_uri}
 flavors:
   {FLAVOR}:
     code_version: {code}
@@ -507,7 +455,8 @@ flavors:
     checksum: '{checksum}'
     loader: heart_model::Model::load (Rust); published to the models topic by trainer publish --from-mlflow
 mlflow_version: '{mlflow_version}'
-model_uuid: {uuid}
+model_id: {model_id}
+model_uuid: {model_id}
 run_id: {run_id}
 saved_input_example_info:
   artifact_path: input_example.json
@@ -524,7 +473,8 @@ utc_time_created: '{time}'
         algorithm = m.algorithm,
         checksum = m.checksum,
         mlflow_version = m.mlflow_version,
-        uuid = m.model_uuid,
+        model_id = m.model_id,
+        artifact_uri = m.artifact_uri,
         run_id = m.run_id,
         inputs = signature_inputs(),
         outputs = signature_outputs(),
@@ -532,16 +482,6 @@ utc_time_created: '{time}'
     )
 }
 
-/// A random (version 4) UUID as 32 hex digits, as MLflow writes `model_uuid`.
-fn uuid_v4() -> String {
-    let mut b = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Now as `YYYY-MM-DD HH:MM:SS.ffffff` (UTC), as MLflow writes `utc_time_created`.
 fn utc_now() -> String {
     let ms = heart_schemas::now_ms();
     format_utc_ms(ms)
@@ -594,7 +534,8 @@ mod tests {
         assert_eq!(signature_outputs()[1]["type"], "long");
         let yaml = mlmodel_yaml(&MlmodelInfo {
             run_id: "r",
-            model_uuid: &uuid_v4(),
+            model_id: "m-1",
+            artifact_uri: "mlflow-artifacts:/1/models/m-1/artifacts",
             utc_time_created: "t",
             mlflow_version: "3.17.2",
             algorithm: "random_forest",
@@ -602,31 +543,5 @@ mod tests {
         });
         assert!(yaml.contains("  heart_risk:\n    code_version:"), "{yaml}");
         assert!(!signature_inputs().to_string().contains('\''));
-    }
-
-    #[test]
-    fn model_uris_need_a_name_and_an_alias() {
-        assert_eq!(
-            parse_model_uri("models:/heart-disease@champion").unwrap(),
-            ("heart-disease".to_owned(), "champion".to_owned())
-        );
-        for bad in [
-            "models:/heart-disease",
-            "models:/@a",
-            "runs:/x@a",
-            "models:/a/1@b",
-        ] {
-            assert!(
-                matches!(parse_model_uri(bad), Err(ConfigError::ModelUri(_))),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn uuids_are_version_4() {
-        let u = uuid_v4();
-        assert_eq!(u.len(), 32);
-        assert_eq!(&u[12..13], "4");
     }
 }

@@ -13,8 +13,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use heart_mlflow::{Auth, Client};
 use heart_schemas::{AvroRecord as _, ModelVersion};
-use heart_trainer::mlflow::{Auth, Client};
 use support::{
     cleveland, kafka_topic, python_check, server, temp_dir, trainer, trainer_with_env, unique,
 };
@@ -47,7 +47,13 @@ fn train_logs_a_run_with_nested_candidates_artifacts_and_a_champion_model_versio
         .model_version_by_alias(&model_name, "champion")
         .unwrap();
     assert_eq!(mv.version, "1");
-    assert!(mv.source.ends_with("/model"), "{}", mv.source);
+    // An MLflow 3 logged model, produced by the parent run and finalized.
+    let model_id = mv.source.strip_prefix("models:/").unwrap();
+    let logged = client.logged_model(model_id).unwrap();
+    assert_eq!(logged.status, "LOGGED_MODEL_READY");
+    assert_eq!(logged.source_run_id, mv.run_id);
+    let model_root = client.source_artifact_uri(&mv.source).unwrap();
+    assert_eq!(model_root, logged.artifact_uri);
     assert!(
         stdout.contains(&format!("mlflow: run {}", mv.run_id)),
         "{stdout}"
@@ -122,29 +128,27 @@ fn train_logs_a_run_with_nested_candidates_artifacts_and_a_champion_model_versio
         "confusion_logistic_regression.png",
         "confusion_decision_tree.png",
         "confusion_random_forest.png",
-        "model",
     ] {
         assert!(root.iter().any(|p| p == file), "{file} not in {root:?}");
     }
-    let model_dir: Vec<String> = client
-        .list_artifacts(&mv.run_id, "model")
-        .unwrap()
-        .into_iter()
-        .map(|f| f.path)
-        .collect();
-    for file in ["MLmodel", "model.avro", "input_example.json"] {
+    for file in ["input_example.json", "serving_input_example.json"] {
+        let example = client.download_artifact(&model_root, file).unwrap();
         assert!(
-            model_dir.iter().any(|p| p == &format!("model/{file}")),
-            "model/{file} not in {model_dir:?}"
+            String::from_utf8(example).unwrap().contains("\"age\""),
+            "{file}"
         );
     }
 
     // The MLmodel: custom flavor, run id, and the signature of 13 inputs and 2 outputs.
     let mlmodel =
-        String::from_utf8(client.download_artifact(&mv.source, "MLmodel").unwrap()).unwrap();
+        String::from_utf8(client.download_artifact(&model_root, "MLmodel").unwrap()).unwrap();
     assert!(mlmodel.contains("flavors:\n  heart_risk:\n"), "{mlmodel}");
     assert!(
         mlmodel.contains(&format!("run_id: {}", mv.run_id)),
+        "{mlmodel}"
+    );
+    assert!(
+        mlmodel.contains(&format!("model_id: {model_id}")),
         "{mlmodel}"
     );
     let inputs = yaml_json_scalar(&mlmodel, "  inputs: ");
@@ -167,7 +171,7 @@ fn train_logs_a_run_with_nested_candidates_artifacts_and_a_champion_model_versio
     assert_eq!(outputs[1]["type"], "long");
 
     // The registered model.avro is the file train wrote.
-    let avro = client.download_artifact(&mv.source, "model.avro").unwrap();
+    let avro = client.download_artifact(&model_root, "model.avro").unwrap();
     assert_eq!(avro, std::fs::read(out.join("model.avro")).unwrap());
     assert_eq!(ModelVersion::decode(&avro).unwrap().algorithm, chosen);
 
@@ -179,6 +183,7 @@ fn train_logs_a_run_with_nested_candidates_artifacts_and_a_champion_model_versio
 import mlflow
 info = mlflow.models.get_model_info("models:/{model_name}@champion")
 assert list(info.flavors) == ["heart_risk"], info.flavors
+assert info.model_id == "{model_id}", info.model_id
 assert len(info.signature.inputs.input_names()) == 13, info.signature
 assert info.signature.outputs.input_names() == ["probability", "label"], info.signature
 model = mlflow.models.Model.load("models:/{model_name}@champion")

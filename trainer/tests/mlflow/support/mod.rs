@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use heart_trainer::mlflow::{Auth, Client};
+use heart_mlflow::{Auth, Client};
 
 /// The Cleveland file, read in place: `HEART_TEST_DATA` or `HEART_DATA` (`scripts/test` sets it),
 /// else the shared copy.
