@@ -121,6 +121,12 @@ pub enum TrainError {
         /// Rows of the smaller class.
         found: usize,
     },
+    /// An algorithm this build has no model kind for.
+    #[error("{algorithm} is not available in this build")]
+    Unavailable {
+        /// The algorithm asked for.
+        algorithm: heart_model::Algorithm,
+    },
     /// The trained artifact does not load (a bug: it must always verify itself).
     #[error("the trained artifact fails its own verification")]
     SelfCheck(#[from] heart_model::ModelLoadError),

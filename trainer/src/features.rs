@@ -1,12 +1,17 @@
 //! Features: a thin layer over heart-model's [`Preprocessor`], the one implementation of
 //! preprocessing that trainer and scorer share. Fitting only ever sees the rows it is given, so
-//! fitting on a training fold cannot leak the test fold.
+//! fitting on a training fold cannot leak the test fold. A fitted model is an [`Artifact`], and
+//! every probability the trainer evaluates is [`Artifact::apply`], the code the scorer runs.
+
+use std::collections::BTreeMap;
 
 use heart_model::preprocess::MAX_WIDTH;
-use heart_model::{Estimator, Preprocessor};
+use heart_model::{Artifact, Preprocessor};
 use ndarray::Array2;
 
-use crate::data::Row;
+use crate::algorithms::Params;
+use crate::data::{Dataset, Row};
+use crate::error::TrainError;
 
 /// Fits preprocessing on the rows at `idx`.
 pub(crate) fn fit(rows: &[Row], idx: &[usize]) -> Preprocessor {
@@ -28,29 +33,39 @@ pub(crate) fn encode(pre: &Preprocessor, rows: &[Row], idx: &[usize]) -> Array2<
     x
 }
 
-/// A probability computed exactly as a loader computes it: preprocess, then predict.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Scored {
-    /// Probability of heart disease.
-    pub probability: f64,
-    /// One-hot fields whose category the preprocessing never saw.
-    pub unseen: u32,
-}
-
-/// Scores one row with a fitted preprocessor and estimator.
-pub(crate) fn score(pre: &Preprocessor, est: &Estimator, row: &Row) -> Scored {
-    let mut buf = [0.0; MAX_WIDTH];
-    let t = pre.transform(row, &mut buf);
-    Scored {
-        probability: est.predict(&buf[..t.width]),
-        unseen: t.unseen,
-    }
+/// Fits preprocessing and `params` on the rows at `idx` of `data` only. The result is an
+/// artifact without provenance, CV metrics or golden vectors: enough to score with
+/// [`Artifact::apply`].
+///
+/// # Errors
+/// The learner's error, if fitting fails.
+pub(crate) fn fit_model(
+    data: &Dataset,
+    idx: &[usize],
+    params: &Params,
+    seed: u64,
+) -> Result<Artifact, TrainError> {
+    let preprocessor = fit(&data.rows, idx);
+    let x = encode(&preprocessor, &data.rows, idx);
+    let y: Vec<bool> = idx.iter().map(|&i| data.target[i]).collect();
+    let estimator = params.fit(&x, &y, seed)?;
+    Ok(Artifact {
+        name: String::new(),
+        algorithm: params.algorithm(),
+        hyperparameters: params.to_map(),
+        preprocessor,
+        estimator,
+        training_data_sha256: String::new(),
+        cv_metrics: BTreeMap::new(),
+        golden: Vec::new(),
+    })
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use heart_model::Estimator;
 
     fn row(age: f64, cp: f64) -> Row {
         [
@@ -79,15 +94,24 @@ mod tests {
         let x = encode(&a, &rows, &[0, 1, 2]);
         assert_eq!(x.nrows(), 3);
         assert_eq!(x[(0, 0)], -1.0, "age 40 with mean 50, std 10");
-        let s = score(
-            &a,
-            &Estimator::Logistic {
+        let model = Artifact {
+            name: String::new(),
+            algorithm: heart_model::Algorithm::LogisticRegression,
+            hyperparameters: BTreeMap::new(),
+            estimator: Estimator::Logistic {
                 weights: vec![0.0; a.width()],
                 intercept: 0.0,
             },
-            &rows[2],
+            preprocessor: a,
+            training_data_sha256: String::new(),
+            cv_metrics: BTreeMap::new(),
+            golden: Vec::new(),
+        };
+        let s = model.apply(&rows[2]);
+        assert_eq!(
+            s.unseen_categories, 1,
+            "cp = 4 was not in the training rows"
         );
-        assert_eq!(s.unseen, 1, "cp = 4 was not in the training rows");
         assert_eq!(s.probability, 0.5);
     }
 }

@@ -3,15 +3,20 @@
 //!
 //! ```text
 //! data file ─▶ data (polars) ─▶ features (heart-model Preprocessor, per training fold)
-//!           ─▶ train (linfa fits → heart-model estimators, stratified CV, grid, selection)
+//!           ─▶ train: search (grid per kind) ─▶ cv (fit on training folds, score with
+//!              heart-model's Artifact::apply) ─▶ selection ─▶ refit on all rows
 //!           ─▶ evaluate (metrics) ─▶ report + plots ─▶ model.avro ─▶ publish ─▶ [models]
 //! ```
 //!
 //! # Layout
 //! - [`config`]: the command line ([`Config`]) and its validation.
 //! - [`data`]: reading UCI files and headered CSV into a [`data::Dataset`].
-//! - [`features`]: a thin layer over heart-model's preprocessing (fit on given rows, encode, score).
-//! - [`train`]: grids, fitting, cross-validation, selection and the artifact with golden vectors.
+//! - [`features`]: a thin layer over heart-model's preprocessing (fit on given rows, encode) and
+//!   a fitted model as an unnamed heart-model artifact.
+//! - [`algorithms`]: one file per model kind (parameters, grid, fit) behind one trait.
+//! - [`cv`]: cross-validation of grid points; `pool`: the thread pool the fits run on.
+//! - [`search`]: the grid search and each kind's best point.
+//! - [`train`]: folds, selection and the artifact with golden vectors.
 //! - [`evaluate`]: stratified folds and the metrics.
 //! - [`report`]: `report.json`, `report.md`, the CV table and the evaluation plots.
 //! - [`plots`]: the PNG charts (plotters).
@@ -22,7 +27,9 @@
 //!   model), through the `heart-mlflow` client.
 //! - [`error`]: one error enum per operation.
 
+pub mod algorithms;
 pub mod config;
+pub mod cv;
 pub mod data;
 pub mod eda;
 pub mod error;
@@ -30,15 +37,16 @@ pub mod evaluate;
 mod features;
 pub mod fetch;
 pub mod plots;
+mod pool;
 pub mod publish;
 pub mod report;
+pub mod search;
 pub mod tracking;
 pub mod train;
 
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use heart_model::Algorithm;
 use heart_schemas::AvroRecord;
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::info;
@@ -223,7 +231,7 @@ fn train_command(args: &TrainArgs) -> Result<String, Error> {
             name: args.name.clone(),
             seed: args.seed,
             folds: args.folds,
-            algorithms: Algorithm::ALL.to_vec(),
+            algorithms: algorithms::available(),
         },
         out: args.out.clone(),
     };
