@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use heart_kafka::LogArgs;
 
 use crate::error::ConfigError;
@@ -100,6 +100,11 @@ pub struct TrainArgs {
     /// Model name; the Kafka key.
     #[arg(long, env = "TRAINER_NAME", default_value = "heart-disease")]
     pub name: String,
+    /// The model written to model.avro: `best` ships the cross-validation winner, a kind ships
+    /// that kind's best grid point. Every kind is cross-validated and written to
+    /// candidates/<algorithm>.avro either way.
+    #[arg(long, env = "TRAINER_ALGORITHM", value_enum, default_value_t = AlgorithmChoice::Best)]
+    pub algorithm: AlgorithmChoice,
     /// Also publish the trained model (as `trainer publish` does).
     #[arg(long, env = "TRAINER_PUBLISH")]
     pub publish: bool,
@@ -109,6 +114,48 @@ pub struct TrainArgs {
     /// MLflow tracking and registry.
     #[command(flatten, next_help_heading = "MLflow tracking")]
     pub mlflow: MlflowArgs,
+}
+
+/// `train --algorithm`: which model to ship.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum AlgorithmChoice {
+    /// L2-regularised logistic regression.
+    LogisticRegression,
+    /// A single CART tree.
+    DecisionTree,
+    /// Bagged CART trees.
+    RandomForest,
+    /// Gradient-boosted trees.
+    GradientBoosting,
+    /// The cross-validation winner.
+    Best,
+}
+
+impl AlgorithmChoice {
+    /// The algorithm code of a kind (`random_forest`), `None` for `best`.
+    pub const fn code(self) -> Option<&'static str> {
+        match self {
+            Self::LogisticRegression => Some("logistic_regression"),
+            Self::DecisionTree => Some("decision_tree"),
+            Self::RandomForest => Some("random_forest"),
+            Self::GradientBoosting => Some("gradient_boosting"),
+            Self::Best => None,
+        }
+    }
+
+    /// What to ship.
+    ///
+    /// # Errors
+    /// [`ConfigError::AlgorithmUnavailable`] for a kind this build cannot train.
+    pub fn ship(self) -> Result<crate::train::Ship, ConfigError> {
+        match self.code() {
+            None => Ok(crate::train::Ship::Best),
+            Some(code) => crate::algorithms::by_code(code)
+                .map(|k| crate::train::Ship::Algorithm(k.algorithm))
+                .ok_or(ConfigError::AlgorithmUnavailable(code)),
+        }
+    }
 }
 
 /// MLflow tracking of `train` and `eda`: off unless a tracking URI is given.
@@ -212,6 +259,7 @@ impl Config {
                 if t.name.is_empty() {
                     return Err(ConfigError::EmptyName);
                 }
+                t.algorithm.ship()?;
                 t.mlflow.validate()?;
                 let clients = if t.publish {
                     Clients::ReaderAndProducer
@@ -275,7 +323,39 @@ mod tests {
         assert_eq!(t.folds, 5);
         assert_eq!(t.name, "heart-disease");
         assert_eq!(t.kafka.topic, "models");
+        assert_eq!(t.algorithm, AlgorithmChoice::Best);
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn algorithm_picks_that_kind_and_an_unavailable_one_is_a_clear_error() {
+        use crate::train::Ship;
+        use heart_model::Algorithm;
+        let parse = |v: &str| {
+            let c = Config::try_parse_from(["trainer", "train", "--algorithm", v]).unwrap();
+            let Command::Train(t) = &c.command else {
+                panic!("train")
+            };
+            (t.algorithm.ship(), c.validate())
+        };
+        for (v, a) in [
+            ("logistic_regression", Algorithm::LogisticRegression),
+            ("decision_tree", Algorithm::DecisionTree),
+            ("random_forest", Algorithm::RandomForest),
+        ] {
+            let (ship, valid) = parse(v);
+            assert_eq!(ship.unwrap(), Ship::Algorithm(a));
+            assert!(valid.is_ok());
+        }
+        assert_eq!(parse("best").0.unwrap(), Ship::Best);
+        assert!(Config::try_parse_from(["trainer", "train", "--algorithm", "svm"]).is_err());
+        if crate::algorithms::by_code("gradient_boosting").is_none() {
+            let err = parse("gradient_boosting").1.unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "gradient_boosting is not available in this build"
+            );
+        }
     }
 
     #[test]

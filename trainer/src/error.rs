@@ -20,6 +20,9 @@ pub enum ConfigError {
     /// An empty alias cannot be set.
     #[error("--mlflow-alias must not be empty")]
     EmptyMlflowAlias,
+    /// `--algorithm` names a kind this build cannot train.
+    #[error("{0} is not available in this build")]
+    AlgorithmUnavailable(&'static str),
     /// The model name is the Kafka key and may not be empty.
     #[error("--name must not be empty")]
     EmptyName,
@@ -124,6 +127,12 @@ pub enum TrainError {
     /// An algorithm this build has no model kind for.
     #[error("{algorithm} is not available in this build")]
     Unavailable {
+        /// The algorithm asked for.
+        algorithm: heart_model::Algorithm,
+    },
+    /// The model to ship is not among the algorithms cross-validated.
+    #[error("{algorithm} was asked to be shipped but is not among the algorithms trained")]
+    NotSearched {
         /// The algorithm asked for.
         algorithm: heart_model::Algorithm,
     },

@@ -152,6 +152,8 @@ pub fn run(config: Config) -> Result<(), Error> {
 pub struct TrainRun {
     /// Training options.
     pub options: train::TrainOptions,
+    /// Which model becomes `model.avro`.
+    pub ship: train::Ship,
     /// Output directory.
     pub out: std::path::PathBuf,
 }
@@ -167,8 +169,8 @@ pub struct Trained {
     pub elapsed_s: f64,
 }
 
-/// Trains on `data` and writes `report.json`, `report.md`, the plots and `model.avro` into the
-/// output directory.
+/// Trains on `data` and writes `report.json`, `report.md`, the plots, `model.avro` (the shipped
+/// model) and `candidates/<algorithm>.avro` (every kind's best point) into the output directory.
 ///
 /// # Errors
 /// Training, plotting or writing fails.
@@ -181,7 +183,7 @@ pub fn train_to_dir(data: &data::Dataset, run: &TrainRun) -> Result<Trained, Err
             .progress_chars("=> "),
     );
     progress.set_message("cross-validating");
-    let outcome = train::train(data, &run.options, &progress)?;
+    let outcome = train::train_shipping(data, &run.options, run.ship, &progress)?;
     progress.finish_and_clear();
     let created_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -192,6 +194,19 @@ pub fn train_to_dir(data: &data::Dataset, run: &TrainRun) -> Result<Trained, Err
         .map_err(error::TrainError::from)?;
     let bytes = version.encode().map_err(error::TrainError::from)?;
     write_file(&run.out.join("model.avro"), &bytes)?;
+    for candidate in &outcome.candidates {
+        let bytes = candidate
+            .to_version(0, created_at, CODE_VERSION)
+            .map_err(error::TrainError::from)?
+            .encode()
+            .map_err(error::TrainError::from)?;
+        write_file(
+            &run.out
+                .join("candidates")
+                .join(format!("{}.avro", candidate.algorithm.code())),
+            &bytes,
+        )?;
+    }
     let spinner = ProgressBar::new_spinner();
     spinner.set_message("drawing plots");
     report::plot(data, &outcome, &run.out)?;
@@ -233,6 +248,7 @@ fn train_command(args: &TrainArgs) -> Result<String, Error> {
             folds: args.folds,
             algorithms: algorithms::available(),
         },
+        ship: args.algorithm.ship()?,
         out: args.out.clone(),
     };
     let trained = train_to_dir(&data, &run)?;
@@ -240,7 +256,7 @@ fn train_command(args: &TrainArgs) -> Result<String, Error> {
     let chosen = &outcome.models[outcome.chosen];
     let auc = chosen.best().summary("roc_auc").mean;
     let mut s = format!(
-        "\n{} rows ({} with disease), stratified {}-fold CV, seed {}; mean ± population std over folds\n\n{}\nchosen: {} ({}), mean CV ROC-AUC {auc:.3} (bar {}: {})\nreference ROC-AUC: scikit-learn LR 0.919, scikit-learn RF 0.917, Python project RF 0.918\nwrote report.json, report.md, plots and model.avro (version 0, unpublished) to {} in {:.1} s",
+        "\n{} rows ({} with disease), stratified {}-fold CV, seed {}; mean ± population std over folds\n\n{}\nchosen: {} ({}, {}), mean CV ROC-AUC {auc:.3} (bar {}: {})\nreference ROC-AUC: scikit-learn LR 0.919, scikit-learn RF 0.917, Python project RF 0.918\nwrote report.json, report.md, plots, model.avro (version 0, unpublished) and candidates/ to {} in {:.1} s",
         data.len(),
         data.positives(),
         args.folds,
@@ -248,6 +264,7 @@ fn train_command(args: &TrainArgs) -> Result<String, Error> {
         report::cv_table(outcome),
         chosen.algorithm.code(),
         chosen.best().params.label(),
+        report::selection(outcome),
         report::QUALITY_BAR,
         if auc >= report::QUALITY_BAR {
             "met"

@@ -66,6 +66,19 @@ fn total_confusion(cv: &CvResult) -> Confusion {
         .fold(Confusion::default(), |acc, f| acc + f.confusion)
 }
 
+/// Why the chosen model was shipped, e.g. `the CV winner` or `by --algorithm; CV winner
+/// logistic_regression`.
+pub fn selection(outcome: &Outcome) -> String {
+    if outcome.chosen == outcome.winner {
+        "the CV winner".to_owned()
+    } else {
+        format!(
+            "by --algorithm; CV winner {}",
+            outcome.models[outcome.winner].algorithm.code()
+        )
+    }
+}
+
 /// Builds `report.json`.
 pub fn to_json(data: &Dataset, outcome: &Outcome, seed: u64, payload_sha256: &str) -> Value {
     let models: serde_json::Map<String, Value> = outcome
@@ -107,12 +120,23 @@ pub fn to_json(data: &Dataset, outcome: &Outcome, seed: u64, payload_sha256: &st
         "models": models,
         "best": {
             "model": chosen.algorithm.code(),
+            "selection": selection(outcome),
+            "cv_winner": outcome.models[outcome.winner].algorithm.code(),
             "params": chosen.best().params.to_map(),
             "cv": cv_json(chosen.best()),
         },
         "quality_bar": {"roc_auc_mean_at_least": QUALITY_BAR, "met": chosen.best().summary("roc_auc").mean >= QUALITY_BAR},
         "reference_roc_auc": REFERENCES.iter().map(|(k, v)| json!({"what": k, "roc_auc": v})).collect::<Vec<_>>(),
-        "artifact": {"file": "model.avro", "version": 0, "payload_sha256": payload_sha256},
+        "artifact": {
+            "file": "model.avro",
+            "version": 0,
+            "payload_sha256": payload_sha256,
+            "candidates": outcome.candidates.iter().map(|a| json!({
+                "model": a.algorithm.code(),
+                "file": format!("candidates/{}.avro", a.algorithm.code()),
+                "payload_sha256": a.to_payload().map(|p| heart_model::sha256_hex(&p)).unwrap_or_default(),
+            })).collect::<Vec<_>>(),
+        },
     })
 }
 
@@ -134,7 +158,11 @@ pub fn cv_table(outcome: &Outcome) -> String {
             t,
             "| {}{} | {} | {} | {} | {} | {} | {} |",
             m.algorithm.code(),
-            if k == outcome.chosen { " (chosen)" } else { "" },
+            match (k == outcome.chosen, k == outcome.winner) {
+                (true, _) => " (chosen)",
+                (false, true) => " (CV winner)",
+                (false, false) => "",
+            },
             best.params.label(),
             cell("roc_auc"),
             cell("accuracy"),
@@ -175,9 +203,11 @@ pub fn markdown(data: &Dataset, outcome: &Outcome, seed: u64, elapsed_s: f64) ->
     md.push_str(&cv_table(outcome));
     let _ = writeln!(
         md,
-        "\nChosen: **{}** ({}), mean ROC-AUC {auc:.3}. Quality bar ≥ {QUALITY_BAR}: **{}**.\n",
+        "\nChosen: **{}** ({}; {}), mean ROC-AUC {auc:.3}. Quality bar ≥ {QUALITY_BAR}: **{}**. \
+         Every model's best parameters, refitted on all rows, are in `candidates/<model>.avro`.\n",
         chosen.algorithm.code(),
         chosen.best().params.label(),
+        selection(outcome),
         if auc >= QUALITY_BAR { "met" } else { "NOT met" }
     );
     let _ = writeln!(md, "## Comparison with reference implementations\n");

@@ -21,16 +21,29 @@ use crate::search::{self, argmax};
 /// How many golden vectors come from the training data (spread evenly over it).
 const GOLDEN_FROM_DATA: usize = 10;
 
+/// Which model is shipped as `model.avro`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ship {
+    /// The cross-validation winner: the highest mean ROC-AUC over every kind's best point.
+    Best,
+    /// This kind's best grid point, whatever the other kinds scored.
+    Algorithm(Algorithm),
+}
+
 /// Everything `trainer train` produced.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     /// Per algorithm, in [`TrainOptions::algorithms`] order.
     pub models: Vec<ModelResult>,
-    /// Index into `models` of the chosen model (highest mean ROC-AUC).
+    /// Index into `models` of the cross-validation winner (highest mean ROC-AUC).
+    pub winner: usize,
+    /// Index into `models` of the shipped model: the winner, or the kind asked for.
     pub chosen: usize,
     /// The folds used (row indices of each test fold).
     pub folds: Vec<Vec<usize>>,
-    /// The chosen model refitted on all rows.
+    /// Every model's best point refitted on all rows, verified, in `models` order.
+    pub candidates: Vec<Artifact>,
+    /// The shipped model: `candidates[chosen]`.
     pub artifact: Artifact,
 }
 
@@ -47,16 +60,36 @@ pub struct TrainOptions {
     pub algorithms: Vec<Algorithm>,
 }
 
-/// Cross-validates every candidate of every algorithm, picks the best by mean ROC-AUC, refits it
-/// on all rows and builds the artifact, then checks it loads.
+/// Cross-validates every candidate of every algorithm and ships the best by mean ROC-AUC
+/// ([`train_shipping`] with [`Ship::Best`]).
 ///
 /// # Errors
-/// [`TrainError`] if a fit fails or the artifact fails its own verification.
+/// As [`train_shipping`].
 pub fn train(
     data: &Dataset,
     opts: &TrainOptions,
     progress: &ProgressBar,
 ) -> Result<Outcome, TrainError> {
+    train_shipping(data, opts, Ship::Best, progress)
+}
+
+/// Cross-validates every candidate of every algorithm, picks each kind's best point by mean
+/// ROC-AUC, refits each on all rows into a verified artifact, and ships the one `ship` names.
+///
+/// # Errors
+/// [`TrainError`] if a fit fails, an artifact fails its own verification, or `ship` names an
+/// algorithm that is not in `opts.algorithms`.
+pub fn train_shipping(
+    data: &Dataset,
+    opts: &TrainOptions,
+    ship: Ship,
+    progress: &ProgressBar,
+) -> Result<Outcome, TrainError> {
+    if let Ship::Algorithm(algorithm) = ship
+        && !opts.algorithms.contains(&algorithm)
+    {
+        return Err(TrainError::NotSearched { algorithm });
+    }
     let smaller = data.positives().min(data.len() - data.positives());
     if smaller < opts.folds {
         return Err(TrainError::TooFewRows {
@@ -66,12 +99,25 @@ pub fn train(
     }
     let folds = evaluate::stratified_folds(&data.target, opts.folds, opts.seed);
     let models = search::search(data, &folds, &opts.algorithms, opts.seed, progress)?;
-    let chosen = argmax(models.iter().map(|m| m.best().summary("roc_auc").mean));
-    let artifact = build_artifact(data, opts, &models[chosen])?;
+    let winner = argmax(models.iter().map(|m| m.best().summary("roc_auc").mean));
+    let chosen = match ship {
+        Ship::Best => winner,
+        Ship::Algorithm(a) => models
+            .iter()
+            .position(|m| m.algorithm == a)
+            .unwrap_or(winner),
+    };
+    let candidates = models
+        .iter()
+        .map(|m| build_artifact(data, opts, m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let artifact = candidates[chosen].clone();
     Ok(Outcome {
         models,
+        winner,
         chosen,
         folds,
+        candidates,
         artifact,
     })
 }
@@ -159,6 +205,54 @@ mod tests {
             .to_payload()
             .unwrap();
         assert_ne!(a, c, "the seed drives the forest");
+    }
+
+    #[test]
+    fn ship_algorithm_ships_that_kinds_best_point_and_every_candidate_loads() {
+        let data = cleveland();
+        let opts = TrainOptions {
+            name: "heart-disease".into(),
+            seed: 42,
+            folds: 3,
+            algorithms: vec![Algorithm::LogisticRegression, Algorithm::DecisionTree],
+        };
+        let hidden = ProgressBar::hidden();
+        let best = train(&data, &opts, &hidden).unwrap();
+        assert_eq!(best.chosen, best.winner);
+        let winner = best.models[best.winner].algorithm;
+        let other = if winner == Algorithm::DecisionTree {
+            Algorithm::LogisticRegression
+        } else {
+            Algorithm::DecisionTree
+        };
+        let shipped = train_shipping(&data, &opts, Ship::Algorithm(other), &hidden).unwrap();
+        assert_eq!(shipped.models[shipped.chosen].algorithm, other);
+        assert_eq!(
+            shipped.winner, best.winner,
+            "the winner does not depend on --algorithm"
+        );
+        assert_eq!(shipped.artifact.algorithm, other);
+        assert_eq!(
+            shipped.artifact.cv_metrics,
+            shipped.models[shipped.chosen].best().metric_map()
+        );
+        assert_eq!(shipped.candidates.len(), 2);
+        for (m, a) in shipped.models.iter().zip(&shipped.candidates) {
+            assert_eq!(a.algorithm, m.algorithm);
+            Model::load(a.to_version(0, 0, "test").unwrap()).unwrap();
+        }
+        assert_eq!(
+            shipped.candidates, best.candidates,
+            "same seed, same artifacts"
+        );
+        let err = train_shipping(
+            &data,
+            &opts,
+            Ship::Algorithm(Algorithm::RandomForest),
+            &hidden,
+        )
+        .unwrap_err();
+        assert!(matches!(err, TrainError::NotSearched { .. }), "{err}");
     }
 
     #[test]

@@ -28,6 +28,9 @@ fn train_writes_report_plots_and_a_verifying_model_that_meets_the_bar() {
         "report.json",
         "report.md",
         "model.avro",
+        "candidates/logistic_regression.avro",
+        "candidates/decision_tree.avro",
+        "candidates/random_forest.avro",
         "roc_curves.png",
         "roc_folds.png",
         "confusion_logistic_regression.png",
@@ -76,6 +79,62 @@ fn train_writes_report_plots_and_a_verifying_model_that_meets_the_bar() {
         Model::load(tampered),
         Err(ModelLoadError::ChecksumMismatch { .. })
     ));
+}
+
+#[test]
+fn train_algorithm_ships_that_kind_and_writes_every_candidate_loadable() {
+    let out = temp_dir("train-algorithm");
+    run_trainer(&[
+        "train",
+        "--data",
+        cleveland().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--folds",
+        "3",
+        "--algorithm",
+        "decision_tree",
+    ]);
+    let load = |file: &str| {
+        let bytes = std::fs::read(out.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        Model::load(ModelVersion::decode(&bytes).unwrap()).unwrap()
+    };
+    let shipped = load("model.avro");
+    assert_eq!(shipped.version.algorithm, "decision_tree");
+    for model in ["logistic_regression", "decision_tree", "random_forest"] {
+        let candidate = load(&format!("candidates/{model}.avro"));
+        assert_eq!(candidate.version.algorithm, model);
+        assert_eq!(candidate.version.version, 0, "unpublished");
+        if model == "decision_tree" {
+            assert_eq!(candidate.version.checksum, shipped.version.checksum);
+        }
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["best"]["model"], "decision_tree");
+    assert_eq!(
+        report["artifact"]["candidates"].as_array().unwrap().len(),
+        3
+    );
+
+    let unavailable = support::trainer(&[
+        "train",
+        "--data",
+        cleveland().to_str().unwrap(),
+        "--out",
+        out.join("gb").to_str().unwrap(),
+        "--algorithm",
+        "gradient_boosting",
+    ]);
+    if heart_trainer::algorithms::by_code("gradient_boosting").is_none() {
+        assert!(!unavailable.status.success());
+        let stderr = String::from_utf8_lossy(&unavailable.stderr);
+        assert!(
+            stderr.contains("gradient_boosting is not available in this build"),
+            "stderr: {stderr}"
+        );
+        assert!(!out.join("gb").join("model.avro").exists());
+    }
 }
 
 #[test]
