@@ -43,6 +43,7 @@ pub mod report;
 pub mod search;
 pub mod tracking;
 pub mod train;
+pub mod trees;
 
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
