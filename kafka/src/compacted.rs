@@ -59,6 +59,9 @@ pub enum ReadError {
     },
 }
 
+/// How long a topic may be absent from the metadata (just created) before it counts as missing.
+const TOPIC_SETTLE: Duration = Duration::from_secs(3);
+
 /// What a read to the end saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadSummary {
@@ -128,19 +131,31 @@ pub fn read_to_end<C: ConsumerContext>(
         topic: topic.to_owned(),
         source,
     };
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|source| ReadError::Unreachable {
-            bootstrap: bootstrap.to_owned(),
-            ms: timeout.as_millis() as u64,
-            source,
-        })?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    // A topic created a moment ago can be missing from a broker's metadata, or listed without
+    // a leader, for a few hundred milliseconds: look again for a short while before calling it
+    // missing (a topic that really is missing then fails within the settle time, not the bound).
+    let settle = started + timeout.min(TOPIC_SETTLE);
+    let mut backoff = Duration::from_millis(50);
+    let partitions: Vec<i32> = loop {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(|source| ReadError::Unreachable {
+                bootstrap: bootstrap.to_owned(),
+                ms: timeout.as_millis() as u64,
+                source,
+            })?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if !partitions.is_empty() || Instant::now() + backoff > settle {
+            break partitions;
+        }
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_millis(500));
+    };
     if partitions.is_empty() {
         return Err(ReadError::MissingTopic {
             topic: topic.to_owned(),
