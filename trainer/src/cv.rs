@@ -67,6 +67,21 @@ pub(crate) fn fit_fold(
     features::fit_model(data, &train, params, fold_seed(seed, f))
 }
 
+/// The model of every fold, as cross-validation fits them (the same rows and seeds), in fold
+/// order.
+///
+/// # Errors
+/// The first learner error.
+pub(crate) fn fit_folds(
+    data: &Dataset,
+    folds: &[Vec<usize>],
+    params: &Params,
+    seed: u64,
+) -> Result<Vec<Artifact>, TrainError> {
+    let jobs: Vec<usize> = (0..folds.len()).collect();
+    pool::map(&jobs, |&f| fit_fold(data, folds, f, params, seed))
+}
+
 /// Probabilities of the rows at `idx` by `model`, and how many one-hot fields held a category
 /// the model never saw.
 pub(crate) fn score(model: &Artifact, rows: &[Row], idx: &[usize]) -> (Vec<f64>, u32) {
@@ -179,5 +194,27 @@ pub(crate) mod tests {
         assert!(a.iter().all(|c| c.oof.iter().all(|p| p.is_finite())));
         let c = cross_validate(&data, &folds, &candidates[1..], 43, &hidden).unwrap();
         assert_ne!(a[1].oof, c[0].oof, "the seed drives the forest");
+    }
+
+    #[test]
+    fn fold_models_rescore_to_the_cv_out_of_fold_probabilities() {
+        let data = cleveland();
+        let folds = evaluate::stratified_folds(&data.target, 3, 7);
+        let params = small_forest();
+        let cv = cross_validate(
+            &data,
+            &folds,
+            std::slice::from_ref(&params),
+            7,
+            &ProgressBar::hidden(),
+        )
+        .unwrap()
+        .remove(0);
+        let models = fit_folds(&data, &folds, &params, 7).unwrap();
+        for (f, model) in models.iter().enumerate() {
+            let (p, _) = score(model, &data.rows, &folds[f]);
+            let expected: Vec<f64> = folds[f].iter().map(|&i| cv.oof[i]).collect();
+            assert_eq!(p, expected, "fold {f}");
+        }
     }
 }

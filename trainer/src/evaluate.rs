@@ -1,5 +1,5 @@
 //! Evaluation: stratified folds and the classification metrics (accuracy, precision, recall, F1,
-//! ROC-AUC, confusion matrix). Pure functions, no I/O.
+//! ROC-AUC, Brier score, confusion matrix). Pure functions, no I/O.
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -98,12 +98,14 @@ pub struct Metrics {
     pub f1: f64,
     /// Area under the ROC curve.
     pub roc_auc: f64,
+    /// Brier score: mean squared difference between probability and outcome (lower is better).
+    pub brier: f64,
     /// The counts behind the threshold metrics.
     pub confusion: Confusion,
 }
 
 /// Names of the scalar metrics, in report order.
-pub const METRIC_NAMES: [&str; 5] = ["roc_auc", "accuracy", "precision", "recall", "f1"];
+pub const METRIC_NAMES: [&str; 6] = ["roc_auc", "accuracy", "precision", "recall", "f1", "brier"];
 
 impl Metrics {
     /// Computes every metric for labels `y` and probabilities `p`.
@@ -123,6 +125,7 @@ impl Metrics {
             recall,
             f1,
             roc_auc: roc_auc(y, p),
+            brier: brier(y, p),
             confusion: c,
         }
     }
@@ -135,6 +138,7 @@ impl Metrics {
             "precision" => self.precision,
             "recall" => self.recall,
             "f1" => self.f1,
+            "brier" => self.brier,
             _ => f64::NAN,
         }
     }
@@ -160,6 +164,16 @@ impl MeanStd {
             std: var.sqrt(),
         }
     }
+}
+
+/// The Brier score: mean of `(p - y)²` with `y` as 0 or 1; NaN for no rows.
+pub fn brier(y: &[bool], p: &[f64]) -> f64 {
+    let sum: f64 = y
+        .iter()
+        .zip(p)
+        .map(|(&t, &s)| (s - if t { 1.0 } else { 0.0 }).powi(2))
+        .sum();
+    sum / y.len() as f64
 }
 
 /// ROC-AUC by the rank statistic (Mann-Whitney U), with tied scores given their average rank.
@@ -233,6 +247,16 @@ mod tests {
         assert!((m.f1 - 2.0 / 3.0).abs() < 1e-15);
         // Pairs (pos, neg) ranked correctly: 0.9 beats all 3; 0.6 beats 2; 0.4 beats 2 -> 7/9.
         assert_eq!(m.roc_auc, 7.0 / 9.0);
+        // (0.1² + 0.4² + 0.6² + 0.7² + 0.2² + 0.1²) / 6 = 1.07 / 6.
+        assert!((m.brier - 1.07 / 6.0).abs() < 1e-15, "{}", m.brier);
+        assert_eq!(m.get("brier"), m.brier);
+    }
+
+    #[test]
+    fn brier_is_zero_when_certain_and_right_and_one_when_certain_and_wrong() {
+        assert_eq!(brier(&[true, false], &[1.0, 0.0]), 0.0);
+        assert_eq!(brier(&[true, false], &[0.0, 1.0]), 1.0);
+        assert_eq!(brier(&[true, false, true, false], &[0.5; 4]), 0.25);
     }
 
     #[test]

@@ -16,7 +16,9 @@
 //! - [`algorithms`]: one file per model kind (parameters, grid, fit) behind one trait.
 //! - [`cv`]: cross-validation of grid points; `pool`: the thread pool the fits run on.
 //! - [`search`]: the grid search and each kind's best point.
-//! - [`train`]: folds, selection and the artifact with golden vectors.
+//! - [`train`]: folds, selection and the artifacts with golden vectors.
+//! - [`calibration`]: reliability bins and Platt scaling inside CV (evaluated, not shipped).
+//! - [`missing`]: the chosen model's CV metrics with fields masked in the test folds.
 //! - [`evaluate`]: stratified folds and the metrics.
 //! - [`report`]: `report.json`, `report.md`, the CV table and the evaluation plots.
 //! - [`plots`]: the PNG charts (plotters).
@@ -28,6 +30,7 @@
 //! - [`error`]: one error enum per operation.
 
 pub mod algorithms;
+pub mod calibration;
 pub mod config;
 pub mod cv;
 pub mod data;
@@ -36,6 +39,7 @@ pub mod error;
 pub mod evaluate;
 mod features;
 pub mod fetch;
+pub mod missing;
 pub mod plots;
 mod pool;
 pub mod publish;

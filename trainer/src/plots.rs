@@ -515,3 +515,138 @@ pub fn confusion_matrix(file: &Path, title: &str, c: &Confusion) -> Result<(), P
     }
     root.present().map_err(draw_err(file))
 }
+
+/// A reliability diagram: observed positive fraction against mean predicted probability per
+/// bin, one line per model (empty bins skipped), with the diagonal of perfect calibration.
+///
+/// # Errors
+/// [`PlotError::Draw`] if drawing or writing fails.
+pub fn reliability(
+    file: &Path,
+    title: &str,
+    curves: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), PlotError> {
+    let root = canvas(file, (850, 800))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 24))
+        .margin(20)
+        .x_label_area_size(55)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+        .map_err(draw_err(file))?;
+    chart
+        .configure_mesh()
+        .x_desc("mean predicted probability (10 equal-width bins)")
+        .y_desc("observed fraction with disease")
+        .label_style((FONT, 16))
+        .axis_desc_style((FONT, 20))
+        .draw()
+        .map_err(draw_err(file))?;
+    chart
+        .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.4)))
+        .map_err(draw_err(file))?
+        .label("perfectly calibrated")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
+    for (k, (label, points)) in curves.iter().enumerate() {
+        let color = PALETTE[k % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(3),
+            ))
+            .map_err(draw_err(file))?
+            .label(label.clone())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(3)));
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+            .map_err(draw_err(file))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font((FONT, 17))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(draw_err(file))?;
+    root.present().map_err(draw_err(file))
+}
+
+/// Horizontal bars of mean CV ROC-AUC per mask (`(name, mean, std)`, first at the top), with a
+/// line at the first bar (the unmasked baseline).
+///
+/// # Errors
+/// [`PlotError::Draw`] if drawing or writing fails.
+pub fn masked_auc(file: &Path, title: &str, bars: &[(String, f64, f64)]) -> Result<(), PlotError> {
+    let n = bars.len().max(1);
+    let lo = bars
+        .iter()
+        .map(|b| b.1 - b.2)
+        .fold(1.0, f64::min)
+        .clamp(0.0, 1.0);
+    let x0 = ((lo - 0.05) * 20.0).floor() / 20.0;
+    let root = canvas(file, (1100, 60 + 42 * n as u32 + 120))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 24))
+        .margin(20)
+        .x_label_area_size(55)
+        .y_label_area_size(330)
+        .build_cartesian_2d(x0.max(0.0)..1.0, (0..n - 1).into_segmented())
+        .map_err(draw_err(file))?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(n + 1)
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => (n - 1)
+                .checked_sub(*i)
+                .and_then(|k| bars.get(k))
+                .map_or(String::new(), |b| b.0.clone()),
+            _ => String::new(),
+        })
+        .x_desc("mean CV ROC-AUC with the field(s) missing in the test folds")
+        .y_desc("missing")
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 18))
+        .draw()
+        .map_err(draw_err(file))?;
+    let start = x0.max(0.0);
+    for (k, (_, mean, std)) in bars.iter().enumerate() {
+        let row = n - 1 - k;
+        let color = if k == 0 { HEALTHY } else { DISEASE };
+        chart
+            .draw_series([Rectangle::new(
+                [
+                    (start, SegmentValue::Exact(row)),
+                    (*mean, SegmentValue::Exact(row + 1)),
+                ],
+                color.mix(0.6).filled(),
+            )])
+            .map_err(draw_err(file))?;
+        chart
+            .draw_series([Text::new(
+                format!("{mean:.3} ± {std:.3}"),
+                (start + 0.005, SegmentValue::CenterOf(row)),
+                (FONT, 14)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Left,
+                        plotters::style::text_anchor::VPos::Center,
+                    )),
+            )])
+            .map_err(draw_err(file))?;
+    }
+    if let Some((_, base, _)) = bars.first() {
+        chart
+            .draw_series(LineSeries::new(
+                [
+                    (*base, SegmentValue::Exact(0)),
+                    (*base, SegmentValue::Exact(n)),
+                ],
+                BLACK.stroke_width(2),
+            ))
+            .map_err(draw_err(file))?;
+    }
+    root.present().map_err(draw_err(file))
+}

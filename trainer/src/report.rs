@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::calibration::Calibration;
 use crate::data::Dataset;
 use crate::error::{PlotError, WriteError};
 use crate::evaluate::{self, Confusion, METRIC_NAMES};
@@ -60,6 +61,19 @@ fn cv_json(cv: &CvResult) -> Value {
     Value::Object(m)
 }
 
+fn calibration_json(c: &Calibration) -> Value {
+    let (raw, platt) = (c.raw(), c.calibrated());
+    json!({
+        "brier": {"mean": raw.mean, "std": raw.std, "folds": c.raw_brier},
+        "platt_brier": {"mean": platt.mean, "std": platt.std, "folds": c.platt_brier},
+        "platt_improvement": raw.mean - platt.mean,
+        "platt_maps": c.platt,
+        "platt_shipped": false,
+        "reliability": c.reliability,
+        "platt_reliability": c.platt_reliability,
+    })
+}
+
 fn total_confusion(cv: &CvResult) -> Confusion {
     cv.folds
         .iter()
@@ -84,12 +98,14 @@ pub fn to_json(data: &Dataset, outcome: &Outcome, seed: u64, payload_sha256: &st
     let models: serde_json::Map<String, Value> = outcome
         .models
         .iter()
-        .map(|m| {
+        .zip(&outcome.calibration)
+        .map(|(m, c)| {
             (
                 m.algorithm.code().to_owned(),
                 json!({
                     "best_params": m.best().params.to_map(),
                     "cv": cv_json(m.best()),
+                    "calibration": calibration_json(c),
                     "grid": m.grid.iter().map(|c| json!({
                         "params": c.params.to_map(),
                         "roc_auc": {"mean": c.summary("roc_auc").mean, "std": c.summary("roc_auc").std},
@@ -114,7 +130,8 @@ pub fn to_json(data: &Dataset, outcome: &Outcome, seed: u64, payload_sha256: &st
             "seed": seed,
             "std": "population (divide by n folds)",
             "threshold": evaluate::THRESHOLD,
-            "selection": "highest mean ROC-AUC over each grid, then over models",
+            "selection": "highest mean ROC-AUC over each grid, then over models (or the kind asked for with --algorithm)",
+            "calibration": "Platt scaling on the logit, fitted per test fold on an inner stratified CV of its training folds; reported, not shipped",
             "preprocessing": "fitted on the training folds only",
         },
         "models": models,
@@ -124,6 +141,17 @@ pub fn to_json(data: &Dataset, outcome: &Outcome, seed: u64, payload_sha256: &st
             "cv_winner": outcome.models[outcome.winner].algorithm.code(),
             "params": chosen.best().params.to_map(),
             "cv": cv_json(chosen.best()),
+            "calibration": calibration_json(&outcome.calibration[outcome.chosen]),
+        },
+        "missing_fields": {
+            "model": chosen.algorithm.code(),
+            "protocol": "the CV models, fitted on complete training folds, score their test folds with the fields set to missing (imputed by each fold's preprocessor)",
+            "masks": outcome.missing.iter().map(|r| json!({
+                "name": r.name,
+                "fields": r.fields,
+                "roc_auc": {"mean": r.auc().mean, "std": r.auc().std, "folds": r.roc_auc},
+                "brier": {"mean": r.brier_summary().mean, "std": r.brier_summary().std, "folds": r.brier},
+            })).collect::<Vec<_>>(),
         },
         "quality_bar": {"roc_auc_mean_at_least": QUALITY_BAR, "met": chosen.best().summary("roc_auc").mean >= QUALITY_BAR},
         "reference_roc_auc": REFERENCES.iter().map(|(k, v)| json!({"what": k, "roc_auc": v})).collect::<Vec<_>>(),
@@ -140,23 +168,25 @@ pub fn to_json(data: &Dataset, outcome: &Outcome, seed: u64, payload_sha256: &st
     })
 }
 
-/// The CV table: one row per model, mean ± population std of each metric.
+/// The CV table: one row per model, mean ± population std of each metric, and the Brier score
+/// Platt scaling inside CV would give.
 pub fn cv_table(outcome: &Outcome) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "| model | best parameters | ROC-AUC | accuracy | precision | recall | F1 |"
+        "| model | best parameters | ROC-AUC | accuracy | precision | recall | F1 | Brier | Brier, Platt-scaled (not shipped) |"
     );
-    let _ = writeln!(t, "|---|---|---|---|---|---|---|");
-    for (k, m) in outcome.models.iter().enumerate() {
+    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|");
+    for (k, (m, c)) in outcome.models.iter().zip(&outcome.calibration).enumerate() {
         let best = m.best();
         let cell = |name: &str| {
             let s = best.summary(name);
             format!("{:.3} ± {:.3}", s.mean, s.std)
         };
+        let platt = c.calibrated();
         let _ = writeln!(
             t,
-            "| {}{} | {} | {} | {} | {} | {} | {} |",
+            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {:.3} ± {:.3} |",
             m.algorithm.code(),
             match (k == outcome.chosen, k == outcome.winner) {
                 (true, _) => " (chosen)",
@@ -169,6 +199,35 @@ pub fn cv_table(outcome: &Outcome) -> String {
             cell("precision"),
             cell("recall"),
             cell("f1"),
+            cell("brier"),
+            platt.mean,
+            platt.std,
+        );
+    }
+    t
+}
+
+/// The masked-field table of the chosen model: mean ± std CV ROC-AUC and Brier score, and the
+/// change in ROC-AUC from the unmasked baseline (the first row).
+pub fn missing_table(outcome: &Outcome) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "| missing in the test folds | ROC-AUC | Δ ROC-AUC | Brier |\n|---|---|---:|---|"
+    );
+    let base = outcome.missing.first().map_or(f64::NAN, |r| r.auc().mean);
+    for r in &outcome.missing {
+        let (auc, brier) = (r.auc(), r.brier_summary());
+        // Rounds to zero without a sign: "+0.000", never "-0.000".
+        let delta = if (auc.mean - base).abs() < 5e-4 {
+            0.0
+        } else {
+            auc.mean - base
+        };
+        let _ = writeln!(
+            t,
+            "| {} | {:.3} ± {:.3} | {:+.3} | {:.3} ± {:.3} |",
+            r.name, auc.mean, auc.std, delta, brier.mean, brier.std
         );
     }
     t
@@ -210,6 +269,47 @@ pub fn markdown(data: &Dataset, outcome: &Outcome, seed: u64, elapsed_s: f64) ->
         selection(outcome),
         if auc >= QUALITY_BAR { "met" } else { "NOT met" }
     );
+    let _ = writeln!(md, "## Calibration\n");
+    let c = &outcome.calibration[outcome.chosen];
+    let (raw, platt) = (c.raw(), c.calibrated());
+    let _ = writeln!(
+        md,
+        "Brier score of **{}**: {:.4} ± {:.4} raw, {:.4} ± {:.4} with Platt scaling fitted inside CV \
+         (per test fold, on an inner stratified CV of its training folds). Platt scaling {} the Brier score by {:.4}. \
+         It is not shipped: the artifact has no calibration step. `reliability.png` shows the out-of-fold \
+         reliability of every model (10 equal-width bins).\n",
+        chosen.algorithm.code(),
+        raw.mean,
+        raw.std,
+        platt.mean,
+        platt.std,
+        if platt.mean < raw.mean {
+            "lowers"
+        } else {
+            "does not lower"
+        },
+        (raw.mean - platt.mean).abs()
+    );
+    let _ = writeln!(
+        md,
+        "| bin | rows | mean predicted | observed |\n|---|---:|---:|---:|"
+    );
+    for b in &c.reliability {
+        let _ = writeln!(
+            md,
+            "| {:.1}–{:.1} | {} | {:.3} | {:.3} |",
+            b.lo, b.hi, b.count, b.mean_predicted, b.observed
+        );
+    }
+    let _ = writeln!(md, "\n## Missing fields ({})\n", chosen.algorithm.code());
+    let _ = writeln!(
+        md,
+        "The cross-validated models (fitted on complete training folds) score their test folds with the field(s) \
+         set to missing, which each fold's preprocessor imputes (median or most frequent value of its training folds). \
+         Training is not changed. Plot: `missing_fields.png`.\n"
+    );
+    md.push_str(&missing_table(outcome));
+    let _ = writeln!(md);
     let _ = writeln!(md, "## Comparison with reference implementations\n");
     let _ = writeln!(md, "| implementation | mean CV ROC-AUC |\n|---|---:|");
     for (what, v) in REFERENCES {
@@ -247,20 +347,24 @@ pub fn markdown(data: &Dataset, outcome: &Outcome, seed: u64, elapsed_s: f64) ->
         let _ = writeln!(md, "\nPer fold (best parameters):\n");
         let _ = writeln!(
             md,
-            "| fold | ROC-AUC | accuracy | precision | recall | F1 | tn | fp | fn | tp |"
+            "| fold | ROC-AUC | accuracy | precision | recall | F1 | Brier | tn | fp | fn | tp |"
         );
-        let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            md,
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         for (i, f) in best.folds.iter().enumerate() {
             let c = f.confusion;
             let _ = writeln!(
                 md,
-                "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {} |",
+                "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {} |",
                 i + 1,
                 f.roc_auc,
                 f.accuracy,
                 f.precision,
                 f.recall,
                 f.f1,
+                f.brier,
                 c.tn,
                 c.fp,
                 c.fn_,
@@ -275,12 +379,13 @@ pub fn markdown(data: &Dataset, outcome: &Outcome, seed: u64, elapsed_s: f64) ->
     }
     let _ = writeln!(
         md,
-        "\n## Plots\n\n- `roc_curves.png`: out-of-fold ROC of each model's best parameters\n- `roc_folds.png`: per-fold ROC of the chosen model\n- `confusion_<model>.png`: confusion matrix summed over the test folds"
+        "\n## Plots\n\n- `roc_curves.png`: out-of-fold ROC of each model's best parameters\n- `roc_folds.png`: per-fold ROC of the chosen model\n- `confusion_<model>.png`: confusion matrix summed over the test folds\n- `reliability.png`: reliability diagram of each model's out-of-fold probabilities\n- `missing_fields.png`: the chosen model's CV ROC-AUC with each field (group) missing"
     );
     md
 }
 
-/// Draws `roc_curves.png`, `roc_folds.png` and one `confusion_<model>.png` per model.
+/// Draws `roc_curves.png`, `roc_folds.png`, one `confusion_<model>.png` per model,
+/// `reliability.png` and `missing_fields.png`.
 ///
 /// # Errors
 /// [`PlotError`] if drawing fails.
@@ -334,5 +439,39 @@ pub fn plot(data: &Dataset, outcome: &Outcome, out: &Path) -> Result<(), PlotErr
             &total_confusion(m.best()),
         )?;
     }
+    let reliability: Vec<(String, Vec<(f64, f64)>)> = outcome
+        .models
+        .iter()
+        .zip(&outcome.calibration)
+        .map(|(m, c)| {
+            let s = c.raw();
+            (
+                format!("{}: Brier {:.3} ± {:.3}", m.algorithm.code(), s.mean, s.std),
+                c.reliability
+                    .iter()
+                    .filter(|b| b.count > 0)
+                    .map(|b| (b.mean_predicted, b.observed))
+                    .collect(),
+            )
+        })
+        .collect();
+    plots::reliability(
+        &out.join("reliability.png"),
+        "Reliability, out-of-fold predictions (best parameters)",
+        &reliability,
+    )?;
+    let bars: Vec<(String, f64, f64)> = outcome
+        .missing
+        .iter()
+        .map(|r| (r.name.clone(), r.auc().mean, r.auc().std))
+        .collect();
+    plots::masked_auc(
+        &out.join("missing_fields.png"),
+        &format!(
+            "{}: CV ROC-AUC with fields missing in the test folds",
+            chosen.algorithm.code()
+        ),
+        &bars,
+    )?;
     Ok(())
 }

@@ -12,11 +12,12 @@ pub use crate::algorithms::Params;
 pub use crate::cv::CvResult;
 pub use crate::search::ModelResult;
 
+use crate::calibration::{self, Calibration};
 use crate::data::{Dataset, Row};
 use crate::error::TrainError;
-use crate::evaluate;
-use crate::features;
+use crate::missing::{self, MaskResult};
 use crate::search::{self, argmax};
+use crate::{cv, evaluate, features};
 
 /// How many golden vectors come from the training data (spread evenly over it).
 const GOLDEN_FROM_DATA: usize = 10;
@@ -45,6 +46,12 @@ pub struct Outcome {
     pub candidates: Vec<Artifact>,
     /// The shipped model: `candidates[chosen]`.
     pub artifact: Artifact,
+    /// Calibration of each model's best point (Brier scores, reliability, Platt scaling inside
+    /// CV), in `models` order.
+    pub calibration: Vec<Calibration>,
+    /// The chosen model's CV metrics with fields masked in the test folds, in
+    /// [`crate::missing::MASKS`] order.
+    pub missing: Vec<MaskResult>,
 }
 
 /// What to train.
@@ -112,6 +119,20 @@ pub fn train_shipping(
         .map(|m| build_artifact(data, opts, m))
         .collect::<Result<Vec<_>, _>>()?;
     let artifact = candidates[chosen].clone();
+    // The models cross-validation fitted for each kind's best point (same rows, same seeds),
+    // kept to evaluate calibration and masked fields without refitting the outer folds.
+    let fold_models = models
+        .iter()
+        .map(|m| cv::fit_folds(data, &folds, &m.best().params, opts.seed))
+        .collect::<Result<Vec<_>, _>>()?;
+    let calibration = models
+        .iter()
+        .zip(&fold_models)
+        .map(|(m, fitted)| {
+            calibration::platt_cv(data, &folds, &m.best().params, fitted, opts.seed, progress)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let missing = missing::masked_cv(data, &folds, &fold_models[chosen], &missing::MASKS);
     Ok(Outcome {
         models,
         winner,
@@ -119,6 +140,8 @@ pub fn train_shipping(
         folds,
         candidates,
         artifact,
+        calibration,
+        missing,
     })
 }
 
@@ -272,5 +295,13 @@ mod tests {
         }
         assert_eq!(a.hyperparameters["seed"], "42");
         assert_eq!(a.cv_metrics, outcome.models[0].best().metric_map());
+        // The calibration and masking use the CV models: their raw numbers are the CV numbers.
+        let best = outcome.models[0].best();
+        let cv_brier: Vec<f64> = best.folds.iter().map(|m| m.brier).collect();
+        assert_eq!(outcome.calibration[0].raw_brier, cv_brier);
+        let cv_auc: Vec<f64> = best.folds.iter().map(|m| m.roc_auc).collect();
+        assert_eq!(outcome.missing[0].name, "none");
+        assert_eq!(outcome.missing[0].roc_auc, cv_auc);
+        assert_eq!(outcome.missing.len(), missing::MASKS.len());
     }
 }

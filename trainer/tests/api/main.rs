@@ -36,6 +36,8 @@ fn train_writes_report_plots_and_a_verifying_model_that_meets_the_bar() {
         "confusion_logistic_regression.png",
         "confusion_decision_tree.png",
         "confusion_random_forest.png",
+        "reliability.png",
+        "missing_fields.png",
     ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
@@ -44,11 +46,22 @@ fn train_writes_report_plots_and_a_verifying_model_that_meets_the_bar() {
     for model in ["logistic_regression", "decision_tree", "random_forest"] {
         let m = &report["models"][model];
         assert!(m["best_params"].is_object(), "{model} best_params");
-        for metric in ["roc_auc", "accuracy", "precision", "recall", "f1"] {
+        for metric in ["roc_auc", "accuracy", "precision", "recall", "f1", "brier"] {
             assert!(m["cv"][metric]["mean"].is_f64(), "{model} {metric} mean");
             assert!(m["cv"][metric]["std"].is_f64(), "{model} {metric} std");
         }
+        let calibration = &m["calibration"];
+        assert_eq!(calibration["brier"]["mean"], m["cv"]["brier"]["mean"]);
+        assert!(calibration["platt_brier"]["mean"].is_f64(), "{model} platt");
+        assert_eq!(calibration["reliability"].as_array().unwrap().len(), 10);
     }
+    let masks = report["missing_fields"]["masks"].as_array().unwrap();
+    assert_eq!(masks.len(), 16, "none, 13 fields, 2 groups");
+    assert_eq!(masks[0]["name"], "none");
+    assert_eq!(
+        masks[0]["roc_auc"]["mean"],
+        report["best"]["cv"]["roc_auc"]["mean"]
+    );
     let best = report["best"]["model"].as_str().unwrap();
     let best_auc = report["models"][best]["cv"]["roc_auc"]["mean"]
         .as_f64()
@@ -59,6 +72,7 @@ fn train_writes_report_plots_and_a_verifying_model_that_meets_the_bar() {
     );
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("0.919") && md.contains("0.917") && md.contains("0.918"));
+    assert!(md.contains("| Brier |") && md.contains("## Missing fields"));
 
     let bytes = std::fs::read(out.join("model.avro")).unwrap();
     let version = ModelVersion::decode(&bytes).unwrap();
