@@ -71,7 +71,7 @@ fn bad_fields(object: &Map<String, Value>) -> Vec<&'static str> {
     }
     for spec in &FIELDS {
         let ok = match present(object, spec.name) {
-            None => spec.nullable,
+            None => true,
             Some(v) => v
                 .as_f64()
                 .filter(|x| !spec.integer || x.fract() == 0.0)

@@ -44,18 +44,18 @@ fn same_value(a: Option<f64>, b: Option<f64>) -> bool {
 /// # Panics
 /// If `name` is not one of the 13 attributes: `FIELDS` and the struct disagree.
 pub fn field_value(rec: &PatientRecord, name: &str) -> Option<f64> {
-    let int = |v: i32| Some(f64::from(v));
+    let int = |v: Option<i32>| v.map(f64::from);
     match name {
         "age" => int(rec.age),
         "sex" => int(rec.sex),
         "cp" => int(rec.cp),
-        "trestbps" => Some(rec.trestbps),
-        "chol" => Some(rec.chol),
+        "trestbps" => rec.trestbps,
+        "chol" => rec.chol,
         "fbs" => int(rec.fbs),
         "restecg" => int(rec.restecg),
-        "thalach" => Some(rec.thalach),
+        "thalach" => rec.thalach,
         "exang" => int(rec.exang),
-        "oldpeak" => Some(rec.oldpeak),
+        "oldpeak" => rec.oldpeak,
         "slope" => int(rec.slope),
         "ca" => rec.ca.map(f64::from),
         "thal" => rec.thal.map(f64::from),
@@ -65,8 +65,9 @@ pub fn field_value(rec: &PatientRecord, name: &str) -> Option<f64> {
 
 /// Whether `value` is allowed for the attribute `spec` describes (`None` = missing).
 pub fn allowed(spec: &heart_schemas::FieldSpec, value: Option<f64>) -> bool {
-    let Some(x) = value else {
-        return spec.nullable;
+    // Every attribute may be missing (schema version 2); the scorer's policy decides later.
+    let Some(x) = spec.normalize(value) else {
+        return true;
     };
     x.is_finite()
         && match spec.kind {
@@ -170,7 +171,10 @@ pub fn check_avro_round_trip(rec: &PatientRecord) -> Vec<u8> {
 pub fn decode_reference(bytes: &[u8]) -> Result<PatientRecord, DecodeError> {
     apache_avro::util::max_allocation_bytes(MAX_AVRO_ALLOCATION_BYTES);
     let record = PatientRecord::NAME;
-    let body = PatientRecord::body(bytes)?;
+    let body = match PatientRecord::frame(bytes)? {
+        heart_schemas::Framed::Current(body) | heart_schemas::Framed::Legacy(body) => body,
+        _ => return PatientRecord::decode(bytes),
+    };
     let mut reader = Strict {
         rest: body,
         past_end: false,

@@ -128,10 +128,10 @@ impl InvalidMix {
                     ..template.clone()
                 };
                 match self.rng.gen_range(0..4) {
-                    0 => record.age = 500,
-                    1 => record.trestbps = 400.0,
-                    2 => record.chol = 5.0,
-                    _ => record.cp = 9,
+                    0 => record.age = Some(500),
+                    1 => record.trestbps = Some(400.0),
+                    2 => record.chol = Some(5.0),
+                    _ => record.cp = Some(9),
                 }
                 record.encode()?
             }

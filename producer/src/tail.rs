@@ -437,6 +437,7 @@ mod tests {
             risk_level: level,
             model_name: "logreg".to_owned(),
             model_version: version,
+            imputed_fields: heart_schemas::FieldSet::EMPTY,
         }
     }
 

@@ -20,6 +20,9 @@ pub enum Header {
     Current,
     /// Single-object encoding with the fingerprint builds before the specification fix wrote.
     Legacy,
+    /// Single-object encoding with an earlier version of the record's schema (index into
+    /// `SchemaInfo::earlier`, newest first).
+    Earlier(usize),
     /// Confluent framing with this registry id.
     Registry(u32),
 }
@@ -120,6 +123,10 @@ impl<R: AvroRecord> Decoder<R> {
                 Ok((R::decode_body(body).map_err(permanent)?, Header::Current))
             }
             Framed::Legacy(body) => Ok((R::decode_body(body).map_err(permanent)?, Header::Legacy)),
+            Framed::Earlier { index, body } => Ok((
+                R::decode_earlier(index, body).map_err(permanent)?,
+                Header::Earlier(index),
+            )),
             Framed::Registry { id, body } => {
                 let writer = self
                     .writer(id)

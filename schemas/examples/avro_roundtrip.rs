@@ -68,6 +68,7 @@ fn roundtrip<R: AvroRecord>(
     let decoded = R::frame(bytes).and_then(|framed| match framed {
         Framed::Current(body) => R::decode_body(body).map(|r| ("current", r)),
         Framed::Legacy(body) => R::decode_body(body).map(|r| ("legacy", r)),
+        Framed::Earlier { index, body } => R::decode_earlier(index, body).map(|r| ("earlier", r)),
         Framed::Registry { id, body } => match registry.get(&id) {
             Some(text) => WriterSchema::<R>::parse(text)
                 .and_then(|writer| writer.decode(body))

@@ -81,6 +81,39 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A `["null", "double"]` union.
+    pub(crate) fn opt_double(&mut self, field: &str) -> Result<Option<f64>, DecodeError> {
+        match self.long(field)? {
+            0 => Ok(None),
+            1 => self.double(field).map(Some),
+            _ => Err(self.malformed(field, "bad union branch")),
+        }
+    }
+
+    /// An array of attribute names (Avro blocks; a negative count carries a byte size).
+    pub(crate) fn field_set(&mut self, field: &str) -> Result<crate::FieldSet, DecodeError> {
+        let mut set = crate::FieldSet::EMPTY;
+        loop {
+            let mut count = self.long(field)?;
+            if count == 0 {
+                return Ok(set);
+            }
+            if count < 0 {
+                count = count
+                    .checked_neg()
+                    .ok_or_else(|| self.malformed(field, "bad block"))?;
+                self.long(field)?;
+            }
+            for _ in 0..count {
+                let name = self.string(field)?;
+                set = set.union(
+                    crate::FieldSet::from_names([name.as_str()])
+                        .map_err(|_| self.malformed(field, "not a UCI attribute name"))?,
+                );
+            }
+        }
+    }
+
     /// An enum symbol index below `symbols`.
     pub(crate) fn enum_index(&mut self, field: &str, symbols: usize) -> Result<usize, DecodeError> {
         let i = self.int(field)?;
@@ -135,6 +168,26 @@ impl Writer<'_> {
             Some(x) => {
                 self.long(1);
                 self.int(x);
+            }
+        }
+    }
+
+    pub(crate) fn field_set(&mut self, set: crate::FieldSet) {
+        if !set.is_empty() {
+            self.long(set.len() as i64);
+            for name in set.names() {
+                self.string(name);
+            }
+        }
+        self.long(0);
+    }
+
+    pub(crate) fn opt_double(&mut self, v: Option<f64>) {
+        match v {
+            None => self.long(0),
+            Some(x) => {
+                self.long(1);
+                self.double(x);
             }
         }
     }

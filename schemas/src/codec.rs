@@ -34,6 +34,9 @@ pub struct SchemaInfo {
     /// `{"type":"long"}` for a logical type. Accepted on decode (as [`Framed::Legacy`]) so records
     /// already on topics keep decoding; never written.
     pub legacy_fingerprint: [u8; 8],
+    /// Earlier versions of the record's schema, newest first, whose records still decode
+    /// ([`Framed::Earlier`], by index here): kept in `schemas/avro/` as `<name>_v<N>.avsc`.
+    pub earlier: Vec<SchemaInfo>,
 }
 
 impl SchemaInfo {
@@ -58,7 +61,32 @@ impl SchemaInfo {
             canonical_form,
             fingerprint,
             legacy_fingerprint,
+            earlier: Vec::new(),
         }
+    }
+
+    /// The schema with the earlier versions its records may have been written with, newest
+    /// first.
+    ///
+    /// # Panics
+    /// As [`SchemaInfo::parse`], for the earlier texts.
+    pub(crate) fn with_earlier(mut self, texts: &[&'static str]) -> Self {
+        self.earlier = texts.iter().map(|t| Self::parse(t)).collect();
+        self
+    }
+
+    /// Which of [`SchemaInfo::earlier`] has this fingerprint (either form), if any.
+    pub(crate) fn earlier_index(&self, fingerprint: &[u8; 8]) -> Option<usize> {
+        self.earlier
+            .iter()
+            .position(|e| e.fingerprint == *fingerprint || e.legacy_fingerprint == *fingerprint)
+    }
+
+    /// Which of [`SchemaInfo::earlier`] has this Parsing Canonical Form, if any.
+    pub(crate) fn earlier_by_canonical_form(&self, canonical_form: &str) -> Option<usize> {
+        self.earlier
+            .iter()
+            .position(|e| e.canonical_form == canonical_form)
     }
 }
 
@@ -114,14 +142,20 @@ pub trait AvroRecord: Sized {
     /// does not know, a malformed body or trailing bytes; [`DecodeError::NeedsRegistry`] for a
     /// Confluent-framed record (use [`AvroRecord::frame`] and a [`crate::WriterSchema`]).
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let body = Self::body(bytes)?;
-        Self::decode_body(body)
+        match Self::frame(bytes)? {
+            Framed::Current(body) | Framed::Legacy(body) => Self::decode_body(body),
+            Framed::Earlier { index, body } => Self::decode_earlier(index, body),
+            Framed::Registry { id, .. } => Err(DecodeError::NeedsRegistry {
+                record: Self::NAME,
+                id,
+            }),
+        }
     }
 
     /// Splits a message into its header's verdict and its body, record by record: `C3 01` is
-    /// single-object encoding with this build's fingerprint ([`Framed::Current`]) or the one
-    /// earlier builds wrote ([`Framed::Legacy`]), `00` is the Confluent wire format
-    /// ([`Framed::Registry`]).
+    /// single-object encoding with this build's fingerprint ([`Framed::Current`]), the one
+    /// earlier builds wrote ([`Framed::Legacy`]) or an earlier schema version's
+    /// ([`Framed::Earlier`]); `00` is the Confluent wire format ([`Framed::Registry`]).
     ///
     /// # Errors
     /// [`DecodeError::Empty`]; [`DecodeError::BadMarker`] for any other first byte;
@@ -131,18 +165,28 @@ pub trait AvroRecord: Sized {
         framing::split(Self::NAME, Self::schema_info(), bytes)
     }
 
-    /// Checks the single-object header and returns the body.
+    /// Decodes a body written with earlier schema `index` of [`SchemaInfo::earlier`], by Avro
+    /// schema resolution (records with a hot path override it with a hand-written reader).
     ///
     /// # Errors
-    /// As [`AvroRecord::decode`], for the header.
-    fn body(bytes: &[u8]) -> Result<&[u8], DecodeError> {
-        match Self::frame(bytes)? {
-            Framed::Current(body) | Framed::Legacy(body) => Ok(body),
-            Framed::Registry { id, .. } => Err(DecodeError::NeedsRegistry {
+    /// As [`AvroRecord::decode_body`]; [`DecodeError::IncompatibleSchema`] if resolution fails.
+    fn decode_earlier(index: usize, body: &[u8]) -> Result<Self, DecodeError> {
+        let info = Self::schema_info();
+        let Some(writer) = info.earlier.get(index) else {
+            return Err(DecodeError::Malformed {
                 record: Self::NAME,
-                id,
-            }),
-        }
+                detail: format!("no earlier schema {index}"),
+            });
+        };
+        let value = decode_value(Self::NAME, &writer.schema, body)?;
+        let resolved =
+            value
+                .resolve(&info.schema)
+                .map_err(|e| DecodeError::IncompatibleSchema {
+                    record: Self::NAME,
+                    detail: e.to_string(),
+                })?;
+        Self::from_value(resolved)
     }
 
     /// Decodes an Avro binary body written with this record's schema (generic apache-avro
@@ -327,6 +371,17 @@ impl FieldReader {
         }
     }
 
+    pub(crate) fn opt_double(&mut self, field: &'static str) -> Result<Option<f64>, DecodeError> {
+        match self.next(field)? {
+            Value::Union(_, inner) => match *inner {
+                Value::Null => Ok(None),
+                Value::Double(v) => Ok(Some(v)),
+                _ => Err(self.wrong(field)),
+            },
+            _ => Err(self.wrong(field)),
+        }
+    }
+
     pub(crate) fn opt_string(
         &mut self,
         field: &'static str,
@@ -433,6 +488,7 @@ mod tests {
             risk_level: crate::RiskLevel::High,
             model_name: "heart".into(),
             model_version: 7,
+            imputed_fields: crate::FieldSet::EMPTY,
         }
     }
 
@@ -443,15 +499,27 @@ mod tests {
     /// legacy ones are what builds before this one wrote.
     #[test]
     fn every_schema_has_the_specified_canonical_form_and_fingerprints() {
-        let cases: [(&SchemaInfo, &str, &str, &str); 4] = [
+        let cases: [(&SchemaInfo, &str, &str, &str); 6] = [
             (
                 PatientRecord::schema_info(),
+                "ac0b2f0d495356af",
+                "717311cf15205a28",
+                r#"{"name":"io.heartrisk.v1.PatientRecord","type":"record","fields":[{"name":"patient_id","type":"string"},{"name":"event_time","type":"long"},{"name":"age","type":["null","int"]},{"name":"sex","type":["null","int"]},{"name":"cp","type":["null","int"]},{"name":"trestbps","type":["null","double"]},{"name":"chol","type":["null","double"]},{"name":"fbs","type":["null","int"]},{"name":"restecg","type":["null","int"]},{"name":"thalach","type":["null","double"]},{"name":"exang","type":["null","int"]},{"name":"oldpeak","type":["null","double"]},{"name":"slope","type":["null","int"]},{"name":"ca","type":["null","int"]},{"name":"thal","type":["null","int"]}]}"#,
+            ),
+            (
+                &PatientRecord::schema_info().earlier[0],
                 "17c5d7210c0f326b",
                 "67ef21008670b8a0",
                 r#"{"name":"io.heartrisk.v1.PatientRecord","type":"record","fields":[{"name":"patient_id","type":"string"},{"name":"event_time","type":"long"},{"name":"age","type":"int"},{"name":"sex","type":"int"},{"name":"cp","type":"int"},{"name":"trestbps","type":"double"},{"name":"chol","type":"double"},{"name":"fbs","type":"int"},{"name":"restecg","type":"int"},{"name":"thalach","type":"double"},{"name":"exang","type":"int"},{"name":"oldpeak","type":"double"},{"name":"slope","type":"int"},{"name":"ca","type":["null","int"]},{"name":"thal","type":["null","int"]}]}"#,
             ),
             (
                 Prediction::schema_info(),
+                "10a00dda24b6eff7",
+                "15a93367b601660b",
+                r#"{"name":"io.heartrisk.v1.Prediction","type":"record","fields":[{"name":"patient_id","type":"string"},{"name":"event_time","type":"long"},{"name":"scored_at","type":"long"},{"name":"probability","type":"double"},{"name":"label","type":"int"},{"name":"risk_level","type":{"name":"io.heartrisk.v1.RiskLevel","type":"enum","symbols":["LOW","MEDIUM","HIGH"]}},{"name":"model_name","type":"string"},{"name":"model_version","type":"long"},{"name":"imputed_fields","type":{"type":"array","items":"string"}}]}"#,
+            ),
+            (
+                &Prediction::schema_info().earlier[0],
                 "3837b1635421e739",
                 "12f9ccdf07470597",
                 r#"{"name":"io.heartrisk.v1.Prediction","type":"record","fields":[{"name":"patient_id","type":"string"},{"name":"event_time","type":"long"},{"name":"scored_at","type":"long"},{"name":"probability","type":"double"},{"name":"label","type":"int"},{"name":"risk_level","type":{"name":"io.heartrisk.v1.RiskLevel","type":"enum","symbols":["LOW","MEDIUM","HIGH"]}},{"name":"model_name","type":"string"},{"name":"model_version","type":"long"}]}"#,
@@ -480,7 +548,7 @@ mod tests {
     fn records_are_written_with_the_specification_fingerprint() {
         let bytes = sample().encode().unwrap();
         assert_eq!(bytes[..2], [0xC3, 0x01]);
-        assert_eq!(hex(&bytes[2..10]), "3837b1635421e739");
+        assert_eq!(hex(&bytes[2..10]), "10a00dda24b6eff7");
     }
 
     #[test]

@@ -27,8 +27,11 @@ pub enum Reason {
     /// The value's writer schema is known (from the registry) but Avro schema resolution cannot
     /// read it as this scorer's schema: a producer shipped an incompatible schema change.
     IncompatibleSchema,
-    /// A required field is missing or of the wrong type.
+    /// A field is of the wrong type (the code dates from when fields could be required).
     MissingField,
+    /// The record lacks more attributes than the scorer's imputation policy fills in, or one it
+    /// never imputes; the message names them.
+    TooManyMissing,
     /// A value is outside its allowed range or set.
     OutOfRange,
     /// A value is not finite, or the patient id is empty or too long.
@@ -41,12 +44,13 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for pre-registering metric labels.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::EmptyValue,
         Self::MalformedAvro,
         Self::UnknownSchema,
         Self::IncompatibleSchema,
         Self::MissingField,
+        Self::TooManyMissing,
         Self::OutOfRange,
         Self::InvalidValue,
         Self::TooLarge,
@@ -60,6 +64,7 @@ impl Reason {
             Self::UnknownSchema => "unknown_schema",
             Self::IncompatibleSchema => "incompatible_schema",
             Self::MissingField => "missing_field",
+            Self::TooManyMissing => "too_many_missing",
             Self::OutOfRange => "out_of_range",
             Self::InvalidValue => "invalid_value",
             Self::TooLarge => "too_large",
@@ -85,7 +90,7 @@ impl Reason {
     pub fn for_invalid(err: &Invalid) -> Self {
         use crate::patient::Problem;
         match err.violations.first().map(|v| &v.problem) {
-            Some(Problem::Missing | Problem::WrongType { .. }) => Self::MissingField,
+            Some(Problem::WrongType { .. }) => Self::MissingField,
             Some(Problem::OutOfRange { .. } | Problem::NotAllowed { .. }) => Self::OutOfRange,
             Some(Problem::NotFinite | Problem::BadLength { .. }) | None => Self::InvalidValue,
         }
@@ -220,17 +225,17 @@ mod tests {
         let rec = PatientRecord {
             patient_id: "p".into(),
             event_time: 0,
-            age: 50,
-            sex: 1,
-            cp: 1,
-            trestbps: 120.0,
-            chol: 200.0,
-            fbs: 0,
-            restecg: 0,
-            thalach: 150.0,
-            exang: 0,
-            oldpeak: 1.0,
-            slope: 1,
+            age: Some(50),
+            sex: Some(1),
+            cp: Some(1),
+            trestbps: Some(120.0),
+            chol: Some(200.0),
+            fbs: Some(0),
+            restecg: Some(0),
+            thalach: Some(150.0),
+            exang: Some(0),
+            oldpeak: Some(1.0),
+            slope: Some(1),
             ca: None,
             thal: None,
         };

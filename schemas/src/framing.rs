@@ -28,6 +28,15 @@ pub enum Framed<'a> {
     /// [`SchemaInfo::legacy_fingerprint`]). The body is the same; callers count these so
     /// operators see when the old records are gone.
     Legacy(&'a [u8]),
+    /// Single-object encoded with an earlier version of the record's schema
+    /// ([`SchemaInfo::earlier`]`[index]`): decode with
+    /// [`crate::AvroRecord::decode_earlier`].
+    Earlier {
+        /// Index into [`SchemaInfo::earlier`].
+        index: usize,
+        /// The Avro body.
+        body: &'a [u8],
+    },
     /// Confluent wire format: the writer's schema is registry entry `id`, which the caller
     /// fetches and turns into a [`crate::WriterSchema`].
     Registry {
@@ -83,6 +92,8 @@ pub(crate) fn split<'a>(
                 Ok(Framed::Current(body))
             } else if *fingerprint == info.legacy_fingerprint {
                 Ok(Framed::Legacy(body))
+            } else if let Some(index) = info.earlier_index(fingerprint) {
+                Ok(Framed::Earlier { index, body })
             } else {
                 Err(DecodeError::UnknownSchema {
                     record,

@@ -10,6 +10,8 @@
 //! # Layout
 //! - [`patient`]: [`PatientRecord`], the 13 UCI attributes, their allowed values ([`FIELDS`]) and
 //!   validation that names the field, the value and the allowed range.
+//! - [`imputation`]: [`FieldSet`] of missing attributes and the [`ImputationPolicy`] deciding
+//!   which a scorer fills in ([`TooManyMissing`] otherwise).
 //! - [`prediction`]: [`Prediction`], [`RiskLevel`] and the [`RiskThresholds`] that map a
 //!   probability to a level.
 //! - [`dead_letter`]: [`DeadLetter`] and the closed set of [`Reason`] codes.
@@ -31,6 +33,7 @@ pub mod codec;
 pub mod dead_letter;
 pub mod error;
 pub mod framing;
+pub mod imputation;
 pub mod model;
 pub mod patient;
 pub mod prediction;
@@ -41,6 +44,7 @@ pub use codec::AvroRecord;
 pub use dead_letter::{DeadLetter, Reason};
 pub use error::{DecodeError, EncodeError};
 pub use framing::{Framed, Framing};
+pub use imputation::{FieldSet, ImputationPolicy, TooManyMissing};
 pub use model::ModelVersion;
 pub use patient::{
     Encoding, FIELDS, FieldKind, FieldSpec, Invalid, N_FIELDS, PatientRecord, Problem, Violation,

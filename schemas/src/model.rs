@@ -5,19 +5,14 @@ use std::sync::LazyLock;
 
 use apache_avro::types::Value;
 
-use crate::codec::{
-    AvroRecord, FieldReader, SchemaInfo, decode_value, double_map, nullable, record,
-};
+use crate::codec::{AvroRecord, FieldReader, SchemaInfo, double_map, nullable, record};
 use crate::error::DecodeError;
-use crate::framing::{self, Framed};
 
-static SCHEMA: LazyLock<SchemaInfo> =
-    LazyLock::new(|| SchemaInfo::parse(include_str!("../avro/model_version.avsc")));
-
-/// The schema before the MLflow lineage fields: what earlier builds wrote to the models topic
-/// and to `model.avro` files, still read (the lineage fields are then `None`).
-static SCHEMA_V1: LazyLock<SchemaInfo> =
-    LazyLock::new(|| SchemaInfo::parse(include_str!("../avro/model_version_v1.avsc")));
+static SCHEMA: LazyLock<SchemaInfo> = LazyLock::new(|| {
+    // Version 1 (before the MLflow lineage fields) still decodes: models already on the topic.
+    SchemaInfo::parse(include_str!("../avro/model_version.avsc"))
+        .with_earlier(&[include_str!("../avro/model_version_v1.avsc")])
+});
 
 /// A model version: metadata a person or dashboard reads, plus the opaque artifact payload.
 ///
@@ -89,26 +84,9 @@ impl AvroRecord for ModelVersion {
         ])
     }
 
+    /// Reads a value in this schema (version 1 records arrive resolved to it, the MLflow
+    /// fields `None`).
     fn from_value(value: Value) -> Result<Self, DecodeError> {
-        Self::from_fields(value, true)
-    }
-
-    /// Decodes a single-object message written with this schema or with version 1.
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        if let Ok(Framed::Current(body) | Framed::Legacy(body)) =
-            framing::split(Self::NAME, &SCHEMA_V1, bytes)
-        {
-            let value = decode_value(Self::NAME, &SCHEMA_V1.schema, body)?;
-            return Self::from_fields(value, false);
-        }
-        let body = Self::body(bytes)?;
-        Self::decode_body(body)
-    }
-}
-
-impl ModelVersion {
-    /// Reads the fields in schema order; `lineage`: the MLflow fields are present (not in v1).
-    fn from_fields(value: Value, lineage: bool) -> Result<Self, DecodeError> {
         let mut r = FieldReader::new(Self::NAME, value)?;
         Ok(Self {
             name: r.string("name")?,
@@ -121,16 +99,8 @@ impl ModelVersion {
             payload_format: r.string("payload_format")?,
             payload: r.bytes("payload")?,
             checksum: r.string("checksum")?,
-            mlflow_run_id: if lineage {
-                r.opt_string("mlflow_run_id")?
-            } else {
-                None
-            },
-            mlflow_model_version: if lineage {
-                r.opt_long("mlflow_model_version")?
-            } else {
-                None
-            },
+            mlflow_run_id: r.opt_string("mlflow_run_id")?,
+            mlflow_model_version: r.opt_long("mlflow_model_version")?,
         })
     }
 }
@@ -189,15 +159,16 @@ mod tests {
             _ => unreachable!(),
         };
         fields.truncate(10);
-        let body = apache_avro::to_avro_datum(&SCHEMA_V1.schema, Value::Record(fields)).unwrap();
+        let body =
+            apache_avro::to_avro_datum(&SCHEMA.earlier[0].schema, Value::Record(fields)).unwrap();
         let mut bytes = vec![0xC3, 0x01];
-        bytes.extend_from_slice(&SCHEMA_V1.fingerprint);
+        bytes.extend_from_slice(&SCHEMA.earlier[0].fingerprint);
         bytes.extend_from_slice(&body);
         let decoded = ModelVersion::decode(&bytes).unwrap();
         assert_eq!(decoded.mlflow_run_id, None);
         assert_eq!(decoded.mlflow_model_version, None);
         assert_eq!(decoded.checksum, "def");
-        assert_ne!(SCHEMA_V1.fingerprint, SCHEMA.fingerprint);
+        assert_ne!(SCHEMA.earlier[0].fingerprint, SCHEMA.fingerprint);
     }
 
     #[test]

@@ -10,8 +10,11 @@ use crate::binary::{Reader, Writer};
 use crate::codec::{AvroRecord, FieldReader, SchemaInfo, nullable, record};
 use crate::error::DecodeError;
 
-static SCHEMA: LazyLock<SchemaInfo> =
-    LazyLock::new(|| SchemaInfo::parse(include_str!("../avro/patient_record.avsc")));
+static SCHEMA: LazyLock<SchemaInfo> = LazyLock::new(|| {
+    // Version 1 (only ca and thal nullable) still decodes, by fingerprint and by registry id.
+    SchemaInfo::parse(include_str!("../avro/patient_record.avsc"))
+        .with_earlier(&[include_str!("../avro/patient_record_v1.avsc")])
+});
 
 /// Longest accepted patient id, in bytes.
 pub const MAX_PATIENT_ID_BYTES: usize = 128;
@@ -19,7 +22,8 @@ pub const MAX_PATIENT_ID_BYTES: usize = 128;
 /// One patient as sent on the patients topic and to `POST /predict`.
 ///
 /// JSON and Avro use the UCI attribute names. Categorical codes are integers; measurements are
-/// floating point. `ca` and `thal` may be missing (`null`), as they are in the UCI data.
+/// floating point. Any attribute may be missing (`None`, JSON `null` or absent): the scorer
+/// imputes it within its [`crate::ImputationPolicy`] and names it in the prediction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PatientRecord {
     /// Caller-assigned id; the Kafka key.
@@ -27,30 +31,30 @@ pub struct PatientRecord {
     /// When the measurements were taken, ms since the Unix epoch.
     pub event_time: i64,
     /// Age, years.
-    pub age: i32,
+    pub age: Option<i32>,
     /// 0 = female, 1 = male.
-    pub sex: i32,
+    pub sex: Option<i32>,
     /// Chest pain type, 1..=4.
-    pub cp: i32,
+    pub cp: Option<i32>,
     /// Resting blood pressure, mm Hg.
-    pub trestbps: f64,
+    pub trestbps: Option<f64>,
     /// Serum cholesterol, mg/dl.
-    pub chol: f64,
+    pub chol: Option<f64>,
     /// Fasting blood sugar > 120 mg/dl, 0/1.
-    pub fbs: i32,
+    pub fbs: Option<i32>,
     /// Resting ECG, 0..=2.
-    pub restecg: i32,
+    pub restecg: Option<i32>,
     /// Maximum heart rate achieved, beats/min.
-    pub thalach: f64,
+    pub thalach: Option<f64>,
     /// Exercise-induced angina, 0/1.
-    pub exang: i32,
+    pub exang: Option<i32>,
     /// ST depression induced by exercise, mm.
-    pub oldpeak: f64,
+    pub oldpeak: Option<f64>,
     /// Slope of the peak-exercise ST segment, 1..=3.
-    pub slope: i32,
-    /// Major vessels coloured by fluoroscopy, 0..=3; `None` when not measured.
+    pub slope: Option<i32>,
+    /// Major vessels coloured by fluoroscopy, 0..=3.
     pub ca: Option<i32>,
-    /// Thallium stress test: 3, 6 or 7; `None` when not measured.
+    /// Thallium stress test: 3, 6 or 7.
     pub thal: Option<i32>,
 }
 
@@ -87,8 +91,10 @@ pub struct FieldSpec {
     pub name: &'static str,
     /// Allowed values.
     pub kind: FieldKind,
-    /// Whether the field may be missing.
-    pub nullable: bool,
+    /// A value some sources write for "not measured" (the Hungarian, Swiss and VA files write
+    /// 0 for a cholesterol or resting blood pressure nobody took): read as missing wherever a
+    /// record enters (producer, trainer, scorer), never as a measurement.
+    pub not_measured: Option<f64>,
     /// Whether values are whole numbers (Avro `int`).
     pub integer: bool,
     /// How the model encodes it.
@@ -97,11 +103,18 @@ pub struct FieldSpec {
     pub unit: &'static str,
 }
 
+impl FieldSpec {
+    /// `value` as the contract reads it: the field's "not measured" placeholder is missing.
+    pub fn normalize(&self, value: Option<f64>) -> Option<f64> {
+        value.filter(|v| Some(*v) != self.not_measured)
+    }
+}
+
 const fn numeric(name: &'static str, min: f64, max: f64, unit: &'static str) -> FieldSpec {
     FieldSpec {
         name,
         kind: FieldKind::Numeric { min, max },
-        nullable: false,
+        not_measured: None,
         integer: false,
         encoding: Encoding::Scaled,
         unit,
@@ -112,7 +125,7 @@ const fn categorical(name: &'static str, allowed: &'static [i32], unit: &'static
     FieldSpec {
         name,
         kind: FieldKind::Categorical { allowed },
-        nullable: false,
+        not_measured: None,
         integer: true,
         encoding: Encoding::OneHot,
         unit,
@@ -127,8 +140,14 @@ pub const FIELDS: [FieldSpec; 13] = [
     },
     categorical("sex", &[0, 1], "0 = female, 1 = male"),
     categorical("cp", &[1, 2, 3, 4], "chest pain type"),
-    numeric("trestbps", 50.0, 250.0, "mm Hg"),
-    numeric("chol", 50.0, 700.0, "mg/dl"),
+    FieldSpec {
+        not_measured: Some(0.0),
+        ..numeric("trestbps", 50.0, 250.0, "mm Hg")
+    },
+    FieldSpec {
+        not_measured: Some(0.0),
+        ..numeric("chol", 50.0, 700.0, "mg/dl")
+    },
     categorical("fbs", &[0, 1], "fasting blood sugar > 120 mg/dl"),
     categorical("restecg", &[0, 1, 2], "resting ECG"),
     numeric("thalach", 50.0, 250.0, "beats/min"),
@@ -138,7 +157,7 @@ pub const FIELDS: [FieldSpec; 13] = [
     FieldSpec {
         name: "ca",
         kind: FieldKind::Numeric { min: 0.0, max: 3.0 },
-        nullable: true,
+        not_measured: None,
         integer: true,
         encoding: Encoding::Scaled,
         unit: "vessels",
@@ -148,7 +167,7 @@ pub const FIELDS: [FieldSpec; 13] = [
         kind: FieldKind::Categorical {
             allowed: &[3, 6, 7],
         },
-        nullable: true,
+        not_measured: None,
         integer: true,
         encoding: Encoding::OneHot,
         unit: "thallium test",
@@ -162,8 +181,6 @@ pub const N_FIELDS: usize = FIELDS.len();
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "problem", rename_all = "snake_case")]
 pub enum Problem {
-    /// The field is absent or null and may not be.
-    Missing,
     /// The field has the wrong JSON type.
     WrongType {
         /// What was expected, e.g. "integer".
@@ -206,7 +223,6 @@ impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (field, value) = (self.field, &self.value);
         match &self.problem {
-            Problem::Missing => write!(f, "{field} is missing"),
             Problem::WrongType { expected } => {
                 write!(f, "{field} = {value} is not {expected}")
             }
@@ -249,40 +265,35 @@ impl fmt::Display for Invalid {
     }
 }
 
-impl Invalid {
-    /// Whether any violation is a missing field (as opposed to a bad value).
-    pub fn has_missing(&self) -> bool {
-        self.violations
-            .iter()
-            .any(|v| matches!(v.problem, Problem::Missing | Problem::WrongType { .. }))
-    }
-}
-
 impl PatientRecord {
-    /// The 13 attributes in [`FIELDS`] order, `None` where missing.
+    /// The 13 attributes in [`FIELDS`] order, `None` where missing (a field's "not measured"
+    /// placeholder, such as `chol = 0`, is missing too).
     pub fn features(&self) -> [Option<f64>; N_FIELDS] {
-        [
-            Some(f64::from(self.age)),
-            Some(f64::from(self.sex)),
-            Some(f64::from(self.cp)),
-            Some(self.trestbps),
-            Some(self.chol),
-            Some(f64::from(self.fbs)),
-            Some(f64::from(self.restecg)),
-            Some(self.thalach),
-            Some(f64::from(self.exang)),
-            Some(self.oldpeak),
-            Some(f64::from(self.slope)),
-            self.ca.map(f64::from),
-            self.thal.map(f64::from),
-        ]
+        let int = |v: Option<i32>| v.map(f64::from);
+        let raw = [
+            int(self.age),
+            int(self.sex),
+            int(self.cp),
+            self.trestbps,
+            self.chol,
+            int(self.fbs),
+            int(self.restecg),
+            self.thalach,
+            int(self.exang),
+            self.oldpeak,
+            int(self.slope),
+            int(self.ca),
+            int(self.thal),
+        ];
+        std::array::from_fn(|i| FIELDS[i].normalize(raw[i]))
     }
 
     /// Checks every field against [`FIELDS`] and the patient id's length.
     ///
     /// # Errors
-    /// [`Invalid`] listing every field that is out of range, not an allowed code, not finite or
-    /// missing where it may not be.
+    /// [`Invalid`] listing every field that is out of range, not an allowed code or not finite.
+    /// Missing fields are not violations: whether a record has too many is the scorer's
+    /// [`crate::ImputationPolicy`].
     pub fn validate(&self) -> Result<(), Invalid> {
         let mut violations = Vec::new();
         if self.patient_id.is_empty() || self.patient_id.len() > MAX_PATIENT_ID_BYTES {
@@ -340,15 +351,7 @@ impl PatientRecord {
         let mut values = [None; N_FIELDS];
         for (slot, spec) in values.iter_mut().zip(FIELDS.iter()) {
             match object.get(spec.name) {
-                None | Some(serde_json::Value::Null) => {
-                    if !spec.nullable {
-                        violations.push(Violation {
-                            field: spec.name,
-                            value: "null".to_owned(),
-                            problem: Problem::Missing,
-                        });
-                    }
-                }
+                None | Some(serde_json::Value::Null) => {}
                 Some(v) => {
                     let ok = if spec.integer {
                         is_integral(v)
@@ -365,8 +368,7 @@ impl PatientRecord {
         }
         let record = Self::from_features(patient_id, event_time, &values);
         if let Err(mut invalid) = record.validate() {
-            // Missing or mistyped fields were filled with placeholders: report them, not the
-            // placeholders' range errors.
+            // Mistyped fields were left missing: report the type, not a second error.
             let reported: Vec<&str> = violations.iter().map(|v| v.field).collect();
             invalid.violations.retain(|v| !reported.contains(&v.field));
             violations.extend(invalid.violations);
@@ -379,27 +381,39 @@ impl PatientRecord {
         }
     }
 
-    /// Builds a record from attributes in [`FIELDS`] order. Missing non-nullable values become 0,
-    /// so callers must validate; codes are rounded to the nearest integer.
+    /// Builds a record from attributes in [`FIELDS`] order, normalized by the contract (a
+    /// field's "not measured" placeholder becomes `None`); codes are rounded to the nearest
+    /// integer. Callers validate.
     pub fn from_features(patient_id: String, event_time: i64, v: &[Option<f64>; N_FIELDS]) -> Self {
-        let code = |x: Option<f64>| x.map_or(0, round_code);
+        let v: [Option<f64>; N_FIELDS] = std::array::from_fn(|i| FIELDS[i].normalize(v[i]));
+        let code = |x: Option<f64>| x.map(round_code);
         Self {
             patient_id,
             event_time,
             age: code(v[0]),
             sex: code(v[1]),
             cp: code(v[2]),
-            trestbps: v[3].unwrap_or(0.0),
-            chol: v[4].unwrap_or(0.0),
+            trestbps: v[3],
+            chol: v[4],
             fbs: code(v[5]),
             restecg: code(v[6]),
-            thalach: v[7].unwrap_or(0.0),
+            thalach: v[7],
             exang: code(v[8]),
-            oldpeak: v[9].unwrap_or(0.0),
+            oldpeak: v[9],
             slope: code(v[10]),
-            ca: v[11].map(round_code),
-            thal: v[12].map(round_code),
+            ca: code(v[11]),
+            thal: code(v[12]),
         }
+    }
+
+    /// The names of the missing attributes, in [`FIELDS`] order.
+    pub fn missing_fields(&self) -> Vec<&'static str> {
+        self.features()
+            .iter()
+            .zip(FIELDS.iter())
+            .filter(|(v, _)| v.is_none())
+            .map(|(_, spec)| spec.name)
+            .collect()
     }
 }
 
@@ -444,9 +458,7 @@ fn truncate(s: &str, max: usize) -> &str {
 }
 
 fn check(spec: &FieldSpec, value: Option<f64>) -> Option<Problem> {
-    let Some(x) = value else {
-        return (!spec.nullable).then_some(Problem::Missing);
-    };
+    let x = value?;
     if !x.is_finite() {
         return Some(Problem::NotFinite);
     }
@@ -471,17 +483,17 @@ impl AvroRecord for PatientRecord {
         record(vec![
             ("patient_id", Value::String(self.patient_id.clone())),
             ("event_time", Value::TimestampMillis(self.event_time)),
-            ("age", Value::Int(self.age)),
-            ("sex", Value::Int(self.sex)),
-            ("cp", Value::Int(self.cp)),
-            ("trestbps", Value::Double(self.trestbps)),
-            ("chol", Value::Double(self.chol)),
-            ("fbs", Value::Int(self.fbs)),
-            ("restecg", Value::Int(self.restecg)),
-            ("thalach", Value::Double(self.thalach)),
-            ("exang", Value::Int(self.exang)),
-            ("oldpeak", Value::Double(self.oldpeak)),
-            ("slope", Value::Int(self.slope)),
+            ("age", nullable(self.age.map(Value::Int))),
+            ("sex", nullable(self.sex.map(Value::Int))),
+            ("cp", nullable(self.cp.map(Value::Int))),
+            ("trestbps", nullable(self.trestbps.map(Value::Double))),
+            ("chol", nullable(self.chol.map(Value::Double))),
+            ("fbs", nullable(self.fbs.map(Value::Int))),
+            ("restecg", nullable(self.restecg.map(Value::Int))),
+            ("thalach", nullable(self.thalach.map(Value::Double))),
+            ("exang", nullable(self.exang.map(Value::Int))),
+            ("oldpeak", nullable(self.oldpeak.map(Value::Double))),
+            ("slope", nullable(self.slope.map(Value::Int))),
             ("ca", nullable(self.ca.map(Value::Int))),
             ("thal", nullable(self.thal.map(Value::Int))),
         ])
@@ -492,17 +504,17 @@ impl AvroRecord for PatientRecord {
         let record = Self {
             patient_id: r.string("patient_id")?,
             event_time: r.long("event_time")?,
-            age: r.int("age")?,
-            sex: r.int("sex")?,
-            cp: r.int("cp")?,
-            trestbps: r.double("trestbps")?,
-            chol: r.double("chol")?,
-            fbs: r.int("fbs")?,
-            restecg: r.int("restecg")?,
-            thalach: r.double("thalach")?,
-            exang: r.int("exang")?,
-            oldpeak: r.double("oldpeak")?,
-            slope: r.int("slope")?,
+            age: r.opt_int("age")?,
+            sex: r.opt_int("sex")?,
+            cp: r.opt_int("cp")?,
+            trestbps: r.opt_double("trestbps")?,
+            chol: r.opt_double("chol")?,
+            fbs: r.opt_int("fbs")?,
+            restecg: r.opt_int("restecg")?,
+            thalach: r.opt_double("thalach")?,
+            exang: r.opt_int("exang")?,
+            oldpeak: r.opt_double("oldpeak")?,
+            slope: r.opt_int("slope")?,
             ca: r.opt_int("ca")?,
             thal: r.opt_int("thal")?,
         };
@@ -514,20 +526,51 @@ impl AvroRecord for PatientRecord {
         let mut w = Writer(out);
         w.string(&self.patient_id);
         w.long(self.event_time);
-        w.int(self.age);
-        w.int(self.sex);
-        w.int(self.cp);
-        w.double(self.trestbps);
-        w.double(self.chol);
-        w.int(self.fbs);
-        w.int(self.restecg);
-        w.double(self.thalach);
-        w.int(self.exang);
-        w.double(self.oldpeak);
-        w.int(self.slope);
+        w.opt_int(self.age);
+        w.opt_int(self.sex);
+        w.opt_int(self.cp);
+        w.opt_double(self.trestbps);
+        w.opt_double(self.chol);
+        w.opt_int(self.fbs);
+        w.opt_int(self.restecg);
+        w.opt_double(self.thalach);
+        w.opt_int(self.exang);
+        w.opt_double(self.oldpeak);
+        w.opt_int(self.slope);
         w.opt_int(self.ca);
         w.opt_int(self.thal);
         Ok(())
+    }
+
+    /// Version 1's body (every field but ca and thal required): what records already on the
+    /// topics hold, read without schema resolution.
+    fn decode_earlier(index: usize, body: &[u8]) -> Result<Self, DecodeError> {
+        if index != 0 {
+            return Err(DecodeError::Malformed {
+                record: Self::NAME,
+                detail: format!("no earlier schema {index}"),
+            });
+        }
+        let mut r = Reader::new(Self::NAME, body);
+        let record = Self {
+            patient_id: r.string("patient_id")?,
+            event_time: r.long("event_time")?,
+            age: Some(r.int("age")?),
+            sex: Some(r.int("sex")?),
+            cp: Some(r.int("cp")?),
+            trestbps: Some(r.double("trestbps")?),
+            chol: Some(r.double("chol")?),
+            fbs: Some(r.int("fbs")?),
+            restecg: Some(r.int("restecg")?),
+            thalach: Some(r.double("thalach")?),
+            exang: Some(r.int("exang")?),
+            oldpeak: Some(r.double("oldpeak")?),
+            slope: Some(r.int("slope")?),
+            ca: r.opt_int("ca")?,
+            thal: r.opt_int("thal")?,
+        };
+        r.finish()?;
+        Ok(record)
     }
 
     fn from_value(value: Value) -> Result<Self, DecodeError> {
@@ -535,17 +578,17 @@ impl AvroRecord for PatientRecord {
         Ok(Self {
             patient_id: r.string("patient_id")?,
             event_time: r.long("event_time")?,
-            age: r.int("age")?,
-            sex: r.int("sex")?,
-            cp: r.int("cp")?,
-            trestbps: r.double("trestbps")?,
-            chol: r.double("chol")?,
-            fbs: r.int("fbs")?,
-            restecg: r.int("restecg")?,
-            thalach: r.double("thalach")?,
-            exang: r.int("exang")?,
-            oldpeak: r.double("oldpeak")?,
-            slope: r.int("slope")?,
+            age: r.opt_int("age")?,
+            sex: r.opt_int("sex")?,
+            cp: r.opt_int("cp")?,
+            trestbps: r.opt_double("trestbps")?,
+            chol: r.opt_double("chol")?,
+            fbs: r.opt_int("fbs")?,
+            restecg: r.opt_int("restecg")?,
+            thalach: r.opt_double("thalach")?,
+            exang: r.opt_int("exang")?,
+            oldpeak: r.opt_double("oldpeak")?,
+            slope: r.opt_int("slope")?,
             ca: r.opt_int("ca")?,
             thal: r.opt_int("thal")?,
         })
@@ -555,23 +598,24 @@ impl AvroRecord for PatientRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Framed;
 
     /// The first row of the Cleveland file.
     pub(crate) fn first_cleveland_row() -> PatientRecord {
         PatientRecord {
             patient_id: "cleveland-1".to_owned(),
             event_time: 1_700_000_000_000,
-            age: 63,
-            sex: 1,
-            cp: 1,
-            trestbps: 145.0,
-            chol: 233.0,
-            fbs: 1,
-            restecg: 2,
-            thalach: 150.0,
-            exang: 0,
-            oldpeak: 2.3,
-            slope: 3,
+            age: Some(63),
+            sex: Some(1),
+            cp: Some(1),
+            trestbps: Some(145.0),
+            chol: Some(233.0),
+            fbs: Some(1),
+            restecg: Some(2),
+            thalach: Some(150.0),
+            exang: Some(0),
+            oldpeak: Some(2.3),
+            slope: Some(3),
             ca: Some(0),
             thal: Some(6),
         }
@@ -598,17 +642,17 @@ mod tests {
             variants.push(PatientRecord {
                 patient_id: "é".repeat((i % 7) as usize) + &i.to_string(),
                 event_time: i64::from(i) * -7_919_000_003 + 1,
-                age: i * 1_000_003 - 5,
-                sex: -i,
-                cp: i << 20,
-                trestbps: f64::from(i) * 1.5e10,
-                chol: -f64::from(i) / 3.0,
-                fbs: i,
-                restecg: i32::MAX - i,
-                thalach: f64::from(i).sqrt(),
-                exang: i32::MIN + i,
-                oldpeak: f64::from(i) * 1e-300,
-                slope: i % 3,
+                age: Some(i * 1_000_003 - 5),
+                sex: Some(-i),
+                cp: Some(i << 20),
+                trestbps: Some(f64::from(i) * 1.5e10),
+                chol: Some(-f64::from(i) / 3.0),
+                fbs: Some(i),
+                restecg: Some(i32::MAX - i),
+                thalach: Some(f64::from(i).sqrt()),
+                exang: Some(i32::MIN + i),
+                oldpeak: Some(f64::from(i) * 1e-300),
+                slope: Some(i % 3),
                 ca: (i % 3 != 0).then_some(i - 100),
                 thal: (i % 5 != 0).then_some(i * 31),
             });
@@ -623,6 +667,80 @@ mod tests {
         }
     }
 
+    /// A record as builds before schema version 2 wrote it: every field but ca and thal a plain
+    /// (non-union) value, under version 1's fingerprint.
+    fn version_1_bytes(rec: &PatientRecord) -> Vec<u8> {
+        let v1 = &PatientRecord::schema_info().earlier[0];
+        let mut bytes = vec![0xC3, 0x01];
+        bytes.extend_from_slice(&v1.fingerprint);
+        let mut w = Writer(&mut bytes);
+        w.string(&rec.patient_id);
+        w.long(rec.event_time);
+        let f = rec.features();
+        for (i, spec) in FIELDS.iter().enumerate().take(11) {
+            let v = f[i].unwrap();
+            if spec.integer {
+                w.int(v as i32);
+            } else {
+                w.double(v);
+            }
+        }
+        w.opt_int(rec.ca);
+        w.opt_int(rec.thal);
+        bytes
+    }
+
+    #[test]
+    fn a_version_1_record_decodes_by_fingerprint_fast_and_by_resolution_alike() {
+        let rec = first_cleveland_row();
+        let bytes = version_1_bytes(&rec);
+        assert!(matches!(
+            PatientRecord::frame(&bytes),
+            Ok(Framed::Earlier { index: 0, .. })
+        ));
+        assert_eq!(PatientRecord::decode(&bytes).unwrap(), rec);
+        // The generic path (what a registry id naming version 1 would take without the fast
+        // decoder) agrees.
+        let v1 = &PatientRecord::schema_info().earlier[0];
+        let value = crate::codec::decode_value("PatientRecord", &v1.schema, &bytes[10..]).unwrap();
+        let resolved = value.resolve(&PatientRecord::schema_info().schema).unwrap();
+        assert_eq!(PatientRecord::from_value(resolved).unwrap(), rec);
+        // Version 1's legacy (apache-avro) fingerprint is accepted too.
+        let mut legacy = bytes.clone();
+        legacy[2..10].copy_from_slice(&v1.legacy_fingerprint);
+        assert_eq!(PatientRecord::decode(&legacy).unwrap(), rec);
+        // A version 1 body cut short is still an error.
+        assert!(PatientRecord::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn every_field_may_be_missing_and_round_trips_as_null() {
+        let rec = PatientRecord::from_features("p".into(), 1, &[None; N_FIELDS]);
+        assert_eq!(rec.validate(), Ok(()));
+        assert_eq!(rec.missing_fields().len(), 13);
+        assert_eq!(PatientRecord::decode(&rec.encode().unwrap()).unwrap(), rec);
+        let json = serde_json::json!({ "age": 63, "cp": null });
+        let rec = PatientRecord::from_json(json.as_object().unwrap(), 0).unwrap();
+        assert_eq!(rec.age, Some(63));
+        assert_eq!(rec.missing_fields().len(), 12);
+    }
+
+    #[test]
+    fn a_zero_cholesterol_or_blood_pressure_is_not_measured() {
+        let rec = PatientRecord {
+            chol: Some(0.0),
+            trestbps: Some(0.0),
+            ..first_cleveland_row()
+        };
+        assert_eq!(rec.missing_fields(), ["trestbps", "chol"]);
+        assert_eq!(rec.validate(), Ok(()), "0 is missing, not out of range");
+        let mut row = first_cleveland_row().features();
+        row[4] = Some(0.0);
+        assert_eq!(PatientRecord::from_features("p".into(), 0, &row).chol, None);
+        // Other fields keep their zeros.
+        assert_eq!(first_cleveland_row().features()[8], Some(0.0));
+    }
+
     #[test]
     fn a_valid_row_passes_validation() {
         assert_eq!(first_cleveland_row().validate(), Ok(()));
@@ -631,7 +749,7 @@ mod tests {
     #[test]
     fn out_of_range_measurement_names_field_value_and_range() {
         let rec = PatientRecord {
-            trestbps: 400.0,
+            trestbps: Some(400.0),
             ..first_cleveland_row()
         };
         let err = rec.validate().unwrap_err();
@@ -645,7 +763,7 @@ mod tests {
     #[test]
     fn unknown_code_lists_allowed_codes() {
         let rec = PatientRecord {
-            cp: 5,
+            cp: Some(5),
             thal: Some(4),
             ..first_cleveland_row()
         };
@@ -661,7 +779,7 @@ mod tests {
     #[test]
     fn nan_is_not_finite() {
         let rec = PatientRecord {
-            oldpeak: f64::NAN,
+            oldpeak: Some(f64::NAN),
             ..first_cleveland_row()
         };
         assert_eq!(
@@ -703,7 +821,6 @@ mod tests {
                         expected: "an integer"
                     }
                 ),
-                ("chol", Problem::Missing),
                 (
                     "thal",
                     Problem::NotAllowed {
@@ -724,7 +841,7 @@ mod tests {
         assert_eq!(rec.patient_id, "anonymous");
         assert_eq!(rec.event_time, 42);
         assert_eq!((rec.ca, rec.thal), (None, None));
-        assert_eq!(rec.cp, 1);
+        assert_eq!(rec.cp, Some(1));
     }
 
     #[test]
@@ -773,17 +890,17 @@ mod tests {
         let mut w = Writer(&mut crafted);
         w.string(&rec.patient_id);
         w.long(rec.event_time);
-        w.int(rec.age);
-        w.0.extend_from_slice(&[0x82, 0x00]); // sex = 1 in two bytes, not one (02)
-        w.int(rec.cp);
-        w.double(rec.trestbps);
-        w.double(rec.chol);
-        w.int(rec.fbs);
-        w.int(rec.restecg);
-        w.double(rec.thalach);
-        w.int(rec.exang);
-        w.double(rec.oldpeak);
-        w.int(rec.slope);
+        w.opt_int(rec.age);
+        w.0.extend_from_slice(&[0x02, 0x82, 0x00]); // sex = Some(1), the 1 in two bytes, not one (02)
+        w.opt_int(rec.cp);
+        w.opt_double(rec.trestbps);
+        w.opt_double(rec.chol);
+        w.opt_int(rec.fbs);
+        w.opt_int(rec.restecg);
+        w.opt_double(rec.thalach);
+        w.opt_int(rec.exang);
+        w.opt_double(rec.oldpeak);
+        w.opt_int(rec.slope);
         w.opt_int(rec.ca);
         // thal = Some(6), two bytes (02 0c), is cut off: the body is one byte short of whole,
         // which is what it re-encodes to with thal = null (00) and sex in one byte.

@@ -11,9 +11,13 @@ use thiserror::Error;
 use crate::binary::{Reader, Writer};
 use crate::codec::{AvroRecord, FieldReader, SchemaInfo, record};
 use crate::error::DecodeError;
+use crate::imputation::FieldSet;
 
-static SCHEMA: LazyLock<SchemaInfo> =
-    LazyLock::new(|| SchemaInfo::parse(include_str!("../avro/prediction.avsc")));
+static SCHEMA: LazyLock<SchemaInfo> = LazyLock::new(|| {
+    // Version 1 (before imputed_fields) still decodes: predictions already on the topic.
+    SchemaInfo::parse(include_str!("../avro/prediction.avsc"))
+        .with_earlier(&[include_str!("../avro/prediction_v1.avsc")])
+});
 
 /// Probability at or above which the label is 1 (disease predicted).
 pub const LABEL_THRESHOLD: f64 = 0.5;
@@ -148,6 +152,9 @@ pub struct Prediction {
     pub model_name: String,
     /// Version of the model that made it.
     pub model_version: i64,
+    /// The input's missing attributes the model imputed (empty for a complete record).
+    #[serde(default)]
+    pub imputed_fields: FieldSet,
 }
 
 impl Prediction {
@@ -177,6 +184,15 @@ impl AvroRecord for Prediction {
             ),
             ("model_name", Value::String(self.model_name.clone())),
             ("model_version", Value::Long(self.model_version)),
+            (
+                "imputed_fields",
+                Value::Array(
+                    self.imputed_fields
+                        .names()
+                        .map(|n| Value::String(n.to_owned()))
+                        .collect(),
+                ),
+            ),
         ])
     }
 
@@ -191,6 +207,7 @@ impl AvroRecord for Prediction {
             risk_level: RiskLevel::ALL[r.enum_index("risk_level", RiskLevel::ALL.len())?],
             model_name: r.string("model_name")?,
             model_version: r.long("model_version")?,
+            imputed_fields: r.field_set("imputed_fields")?,
         };
         r.finish()?;
         Ok(p)
@@ -206,6 +223,7 @@ impl AvroRecord for Prediction {
         w.long(i64::from(self.risk_level.index()));
         w.string(&self.model_name);
         w.long(self.model_version);
+        w.field_set(self.imputed_fields);
         Ok(())
     }
 
@@ -220,6 +238,13 @@ impl AvroRecord for Prediction {
             risk_level: r.enum_symbol("risk_level")?.parse()?,
             model_name: r.string("model_name")?,
             model_version: r.long("model_version")?,
+            imputed_fields: FieldSet::from_names(
+                r.strings("imputed_fields")?.iter().map(String::as_str),
+            )
+            .map_err(|_| DecodeError::FieldType {
+                record: "Prediction",
+                field: "imputed_fields",
+            })?,
         })
     }
 }
@@ -271,6 +296,7 @@ mod tests {
             risk_level: RiskLevel::High,
             model_name: "heart".into(),
             model_version: 7,
+            imputed_fields: FieldSet::from_names(["chol", "thal"]).unwrap(),
         };
         assert_eq!(Prediction::decode(&p.encode().unwrap()).unwrap(), p);
     }
@@ -290,6 +316,7 @@ mod tests {
                 risk_level: level,
                 model_name: "heart".repeat(i as usize % 3),
                 model_version: i << 33,
+                imputed_fields: FieldSet::EMPTY.with(i as usize % 13).with(12),
             };
             let ours = p.encode().unwrap();
             assert_eq!(
@@ -300,6 +327,31 @@ mod tests {
             assert_eq!(Prediction::from_value(value).unwrap(), p);
             assert_eq!(Prediction::decode(&ours).unwrap(), p);
         }
+    }
+
+    #[test]
+    fn a_version_1_prediction_decodes_with_no_imputed_fields() {
+        use apache_avro::to_avro_datum;
+        let v1 = &Prediction::schema_info().earlier[0];
+        let p = Prediction {
+            patient_id: "p-1".into(),
+            event_time: 1,
+            scored_at: 2,
+            probability: 0.25,
+            label: 0,
+            risk_level: RiskLevel::Low,
+            model_name: "heart".into(),
+            model_version: 3,
+            imputed_fields: FieldSet::EMPTY,
+        };
+        let Value::Record(mut fields) = p.to_value() else {
+            unreachable!()
+        };
+        fields.retain(|(name, _)| name != "imputed_fields");
+        let mut bytes = vec![0xC3, 0x01];
+        bytes.extend_from_slice(&v1.fingerprint);
+        bytes.extend(to_avro_datum(&v1.schema, Value::Record(fields)).unwrap());
+        assert_eq!(Prediction::decode(&bytes).unwrap(), p);
     }
 
     #[test]

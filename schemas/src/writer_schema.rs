@@ -23,6 +23,9 @@ pub struct WriterSchema<R> {
     /// The writer schema has the same Parsing Canonical Form as `R`'s: bodies are byte for byte
     /// what `R`'s hand-written decoder reads, so no resolution is needed.
     same_as_reader: bool,
+    /// The writer schema is one of `R`'s earlier versions (index into `SchemaInfo::earlier`):
+    /// bodies take that version's decoder.
+    earlier: Option<usize>,
     _record: PhantomData<fn() -> R>,
 }
 
@@ -46,7 +49,8 @@ impl<R: AvroRecord> WriterSchema<R> {
         let fingerprint = fingerprint64(canonical.as_bytes()).to_le_bytes();
         let reader = R::schema_info();
         let same_as_reader = canonical == reader.canonical_form;
-        if !same_as_reader {
+        let earlier = reader.earlier_by_canonical_form(&canonical);
+        if !same_as_reader && earlier.is_none() {
             SchemaCompatibility::can_read(&schema, &reader.schema).map_err(|e| {
                 DecodeError::IncompatibleSchema {
                     record: R::NAME,
@@ -58,6 +62,7 @@ impl<R: AvroRecord> WriterSchema<R> {
             schema,
             fingerprint,
             same_as_reader,
+            earlier,
             _record: PhantomData,
         })
     }
@@ -80,6 +85,9 @@ impl<R: AvroRecord> WriterSchema<R> {
     pub fn decode(&self, body: &[u8]) -> Result<R, DecodeError> {
         if self.same_as_reader {
             return R::decode_body(body);
+        }
+        if let Some(index) = self.earlier {
+            return R::decode_earlier(index, body);
         }
         let value = decode_value(R::NAME, &self.schema, body)?;
         let resolved = value.resolve(&R::schema_info().schema).map_err(|e| {
@@ -104,17 +112,17 @@ mod tests {
         PatientRecord {
             patient_id: "p-1".into(),
             event_time: 1_700_000_000_000,
-            age: 63,
-            sex: 1,
-            cp: 1,
-            trestbps: 145.0,
-            chol: 233.0,
-            fbs: 1,
-            restecg: 2,
-            thalach: 150.0,
-            exang: 0,
-            oldpeak: 2.3,
-            slope: 3,
+            age: Some(63),
+            sex: Some(1),
+            cp: Some(1),
+            trestbps: Some(145.0),
+            chol: Some(233.0),
+            fbs: Some(1),
+            restecg: Some(2),
+            thalach: Some(150.0),
+            exang: Some(0),
+            oldpeak: Some(2.3),
+            slope: Some(3),
             ca: Some(0),
             thal: Some(6),
         }
@@ -222,7 +230,7 @@ mod tests {
         // A writer that measured pressure in whole mm Hg: int -> double.
         let text = edited(|fields| {
             let f = fields.iter_mut().find(|f| field("trestbps")(f)).unwrap();
-            f["type"] = "int".into();
+            f["type"] = serde_json::json!(["null", "int"]);
         });
         let writer = WriterSchema::<PatientRecord>::parse(&text).unwrap();
         let mut body = Vec::new();
@@ -230,16 +238,16 @@ mod tests {
         w.string("p-1");
         w.long(1_700_000_000_000);
         for v in [63, 1, 1, 145] {
-            w.int(v); // age sex cp, then trestbps as an int
+            w.opt_int(Some(v)); // age sex cp, then trestbps as an int
         }
-        w.double(233.0);
+        w.opt_double(Some(233.0));
         for v in [1, 2] {
-            w.int(v);
+            w.opt_int(Some(v));
         }
-        w.double(150.0);
-        w.int(0);
-        w.double(2.3);
-        w.int(3);
+        w.opt_double(Some(150.0));
+        w.opt_int(Some(0));
+        w.opt_double(Some(2.3));
+        w.opt_int(Some(3));
         w.opt_int(Some(0));
         w.opt_int(Some(6));
         assert_eq!(writer.decode(&body).unwrap(), rec());
@@ -261,12 +269,14 @@ mod tests {
         w.int(2);
         w.string("heart");
         w.int(7); // model_version as an int
+        w.long(0); // imputed_fields: empty
         assert_eq!(writer.decode(&body).unwrap().model_version, 7);
     }
 
     #[test]
     fn a_writer_missing_a_required_field_is_incompatible() {
-        let text = edited(|fields| fields.retain(|f| !field("age")(f)));
+        // patient_id has no default: a writer without it cannot be read.
+        let text = edited(|fields| fields.retain(|f| !field("patient_id")(f)));
         let err = WriterSchema::<PatientRecord>::parse(&text).unwrap_err();
         assert!(
             matches!(err, DecodeError::IncompatibleSchema { .. }),
@@ -277,7 +287,7 @@ mod tests {
         // A narrowing (double -> int) cannot be read either.
         let text = edited(|fields| {
             let f = fields.iter_mut().find(|f| field("age")(f)).unwrap();
-            f["type"] = "double".into();
+            f["type"] = serde_json::json!(["null", "double"]);
         });
         assert!(matches!(
             WriterSchema::<PatientRecord>::parse(&text),
@@ -337,6 +347,7 @@ mod tests {
         w.int(0); // HIGH is index 0 in the writer's enum
         w.string("heart");
         w.long(7);
+        w.long(0); // imputed_fields: empty
         assert_eq!(writer.decode(&body).unwrap().risk_level, RiskLevel::High);
     }
 }

@@ -14,25 +14,25 @@ use std::time::Instant;
 
 use heart_model::{Algorithm, Artifact, Estimator, Model, Node, Preprocessor, Tree};
 use heart_registry::{Decoder, StandIn};
-use heart_schemas::{AvroRecord, Framing, PatientRecord, RiskThresholds};
-use heart_scorer::score::score_bytes;
+use heart_schemas::{AvroRecord, Framing, PatientRecord};
+use heart_scorer::score::{Rules, score_bytes};
 
 fn patients() -> Vec<PatientRecord> {
     (0..64)
         .map(|i| PatientRecord {
             patient_id: format!("bench-{i}"),
             event_time: 1_700_000_000_000,
-            age: 30 + i % 45,
-            sex: i % 2,
-            cp: 1 + i % 4,
-            trestbps: 100.0 + f64::from(i),
-            chol: 180.0 + 2.0 * f64::from(i),
-            fbs: (i / 3) % 2,
-            restecg: i % 3,
-            thalach: 120.0 + f64::from(i),
-            exang: (i / 2) % 2,
-            oldpeak: f64::from(i % 40) / 10.0,
-            slope: 1 + i % 3,
+            age: Some(30 + i % 45),
+            sex: Some(i % 2),
+            cp: Some(1 + i % 4),
+            trestbps: Some(100.0 + f64::from(i)),
+            chol: Some(180.0 + 2.0 * f64::from(i)),
+            fbs: Some((i / 3) % 2),
+            restecg: Some(i % 3),
+            thalach: Some(120.0 + f64::from(i)),
+            exang: Some((i / 2) % 2),
+            oldpeak: Some(f64::from(i % 40) / 10.0),
+            slope: Some(1 + i % 3),
             ca: (i % 5 != 0).then_some(i % 4),
             thal: (i % 7 != 0).then_some([3, 6, 7][(i % 3) as usize]),
         })
@@ -125,12 +125,12 @@ fn main() {
     let lr = model(Algorithm::LogisticRegression, &rows);
     let rf = model(Algorithm::RandomForest, &rows);
     let encoded: Vec<Vec<u8>> = records.iter().map(|r| r.encode().unwrap()).collect();
-    let t = RiskThresholds::default();
+    let t = Rules::default();
 
     let lr_ns = bench(&rows, |r| lr.predict_features(r).probability);
     let rf_ns = bench(&rows, |r| rf.predict_features(r).probability);
     let decode_ns = bench(&encoded, |b| {
-        f64::from(PatientRecord::decode(b).unwrap().age)
+        f64::from(PatientRecord::decode(b).unwrap().age.unwrap_or_default())
     });
     let full_ns = bench(&encoded, |b| {
         let s = score_bytes(&lr, &t, Some(b), 0).unwrap();
@@ -218,7 +218,9 @@ fn framings(records: &[PatientRecord]) {
         ("confluent, writer schema = ours", &confluent),
         ("confluent, newer schema (resolved)", &resolved),
     ] {
-        let ns = bench(values, |b| f64::from(decoder.decode(b).unwrap().0.age));
+        let ns = bench(values, |b| {
+            f64::from(decoder.decode(b).unwrap().0.age.unwrap_or_default())
+        });
         println!("  {name:<41}{ns:>7.0} ns");
     }
 }

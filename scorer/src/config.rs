@@ -7,8 +7,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use heart_kafka::{KafkaArgs, LogArgs, Role, client_config};
 use heart_registry::{Registry, RegistryArgs, RegistryError};
-use heart_schemas::{RiskThresholds, ThresholdError, topics};
+use heart_schemas::{FieldSet, ImputationPolicy, RiskThresholds, ThresholdError, topics};
 use thiserror::Error;
+
+use crate::score::Rules;
 
 /// Scores patient records from Kafka with the newest verified model, and serves a synchronous
 /// HTTP sidecar (health, readiness, predict, metrics).
@@ -144,6 +146,22 @@ pub struct Config {
     /// Probability at or above which a prediction is HIGH risk.
     #[arg(long, env = "SCORER_HIGH_THRESHOLD", default_value_t = 0.7)]
     pub high_threshold: f64,
+
+    /// Most missing attributes imputed (with the model's training statistics) in one record;
+    /// a record missing more is a dead letter / HTTP 422 `too_many_missing`. 0 imputes nothing.
+    /// Why 6: docs/missing-data.md.
+    #[arg(long, env = "SCORER_IMPUTE_MAX_FIELDS", default_value_t = ImputationPolicy::DEFAULT_MAX_IMPUTED)]
+    pub impute_max_fields: usize,
+
+    /// Attributes never imputed: a record missing one is `too_many_missing` whatever else it
+    /// has. Comma-separated UCI names; empty: any may be imputed.
+    #[arg(
+        long,
+        env = "SCORER_NEVER_IMPUTE",
+        value_delimiter = ',',
+        default_value = "age,sex,cp"
+    )]
+    pub never_impute: Vec<String>,
 
     /// On SIGTERM/SIGINT: how long to finish the batches in hand, commit and leave the group.
     /// The process ends within this plus 2 s whatever the broker does; a second signal ends it
@@ -327,6 +345,14 @@ pub enum ConfigError {
     /// The Schema Registry flags are invalid.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// `--never-impute` names something that is not a UCI attribute.
+    #[error(
+        "--never-impute: {name:?} is not one of the 13 UCI attributes (age, sex, cp, trestbps, chol, fbs, restecg, thalach, exang, oldpeak, slope, ca, thal)"
+    )]
+    UnknownField {
+        /// The name given.
+        name: String,
+    },
     /// Confluent output framing without a registry to take the ids from.
     #[error(
         "--output-framing confluent needs --schema-registry-url (SCHEMA_REGISTRY_URL): the ids come from the registry"
@@ -345,7 +371,7 @@ impl Config {
     ///
     /// # Errors
     /// The first [`ConfigError`] found.
-    pub fn validate(&self) -> Result<RiskThresholds, ConfigError> {
+    pub fn validate(&self) -> Result<Rules, ConfigError> {
         if self.drain_timeout_ms >= self.session_timeout_ms {
             return Err(ConfigError::DrainExceedsSession {
                 drain_ms: self.drain_timeout_ms,
@@ -369,10 +395,25 @@ impl Config {
         if self.registry()?.is_none() && self.output_framing == OutputFramingArg::Confluent {
             return Err(ConfigError::FramingNeedsRegistry);
         }
-        Ok(RiskThresholds::new(
-            self.medium_threshold,
-            self.high_threshold,
-        )?)
+        self.rules()
+    }
+
+    /// The risk thresholds and the imputation policy, checked.
+    ///
+    /// # Errors
+    /// [`ConfigError::Thresholds`] or [`ConfigError::UnknownField`].
+    pub fn rules(&self) -> Result<Rules, ConfigError> {
+        let never = FieldSet::from_names(
+            self.never_impute
+                .iter()
+                .map(|n| n.trim())
+                .filter(|n| !n.is_empty()),
+        )
+        .map_err(|name| ConfigError::UnknownField { name })?;
+        Ok(Rules {
+            thresholds: RiskThresholds::new(self.medium_threshold, self.high_threshold)?,
+            imputation: ImputationPolicy::new(self.impute_max_fields, never),
+        })
     }
 
     /// The consumer's configuration.

@@ -61,7 +61,7 @@ use status::PipelineStatus;
 /// [`RunError`] for invalid configuration, an unusable model file, a failed Kafka pipeline or a
 /// drain that overran its bound.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
-    let thresholds = config.validate()?;
+    let rules = config.validate()?;
     tracing::info!(config = %config.redacted_summary(), "scorer starting");
     let metrics = Metrics::new()?;
     let store = Arc::new(ModelStore::new(
@@ -73,7 +73,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     let state = AppState {
         store: Arc::clone(&store),
         metrics: metrics.clone(),
-        thresholds,
+        rules,
         status: Arc::clone(&status),
         kafka: config.model_file.is_none(),
         max_body_bytes: config.max_body_bytes,
@@ -102,7 +102,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         shutdown.cancelled().await;
         Ok(())
     } else {
-        run_pipeline(&config, thresholds, &store, &metrics, &status, &shutdown).await
+        run_pipeline(&config, rules, &store, &metrics, &status, &shutdown).await
     };
     shutdown.cancel();
     match http.await {
@@ -135,7 +135,7 @@ fn load_model_file(path: &std::path::Path, store: &ModelStore) -> Result<(), Run
 
 async fn run_pipeline(
     config: &Config,
-    thresholds: heart_schemas::RiskThresholds,
+    rules: crate::score::Rules,
     store: &Arc<ModelStore>,
     metrics: &Metrics,
     status: &Arc<PipelineStatus>,
@@ -165,7 +165,7 @@ async fn run_pipeline(
             shutdown.clone(),
         );
         tokio::task::spawn_blocking(move || {
-            let r = consume::run(&config, thresholds, &store, &metrics, &status, &token);
+            let r = consume::run(&config, rules, &store, &metrics, &status, &token);
             if r.is_err() {
                 token.cancel();
             }

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub model_swaps: IntCounterVec,
     /// One-hot fields whose category was unseen in training.
     pub unseen_categories: IntCounter,
+    /// Predictions that imputed each attribute, by field.
+    pub imputed_fields: IntCounterVec,
     /// Consumer lag per assigned partition, from librdkafka statistics.
     pub consumer_lag: IntGaugeVec,
     /// Partitions of the patients topic assigned to this replica.
@@ -136,6 +138,11 @@ impl Metrics {
                 "scorer_unseen_categories_total",
                 "One-hot fields whose category was not seen in training (encoded as all zeros).",
             )?,
+            imputed_fields: counter_vec(
+                "scorer_imputed_fields_total",
+                "Predictions whose input lacked this attribute, filled in with the model's training statistics.",
+                &["field"],
+            )?,
             consumer_lag: IntGaugeVec::new(
                 Opts::new(
                     "scorer_consumer_lag_records",
@@ -206,6 +213,9 @@ impl Metrics {
         for reason in Reason::ALL {
             m.records_dead_lettered.with_label_values(&[reason.code()]);
         }
+        for field in &heart_schemas::FIELDS {
+            m.imputed_fields.with_label_values(&[field.name]);
+        }
         for level in RiskLevel::ALL {
             m.predictions.with_label_values(&[level.as_str()]);
         }
@@ -219,6 +229,17 @@ impl Metrics {
             m.batch_failures.with_label_values(&[action]);
         }
         Ok(m)
+    }
+
+    /// Adds `counts` (predictions per attribute, in `FIELDS` order) to `scorer_imputed_fields_total`.
+    pub fn count_imputed(&self, counts: &[u64; heart_schemas::N_FIELDS]) {
+        for (field, &n) in heart_schemas::FIELDS.iter().zip(counts) {
+            if n > 0 {
+                self.imputed_fields
+                    .with_label_values(&[field.name])
+                    .inc_by(n);
+            }
+        }
     }
 
     fn register_all(&self) -> Result<(), prometheus::Error> {
@@ -235,6 +256,7 @@ impl Metrics {
         r.register(Box::new(self.model_active.clone()))?;
         r.register(Box::new(self.model_swaps.clone()))?;
         r.register(Box::new(self.unseen_categories.clone()))?;
+        r.register(Box::new(self.imputed_fields.clone()))?;
         r.register(Box::new(self.consumer_lag.clone()))?;
         r.register(Box::new(self.assigned_partitions.clone()))?;
         r.register(Box::new(self.fetch_queue_bytes.clone()))?;

@@ -2,8 +2,19 @@
 
 use heart_model::Model;
 use heart_schemas::{
-    AvroRecord, DecodeError, Invalid, PatientRecord, Prediction, Reason, RiskThresholds,
+    AvroRecord, DecodeError, FieldSet, ImputationPolicy, Invalid, PatientRecord, Prediction,
+    Reason, RiskThresholds, TooManyMissing,
 };
+
+/// What the operator decides about scoring, beyond the model: the risk bands and which missing
+/// attributes may be imputed.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Rules {
+    /// Probability → risk level.
+    pub thresholds: RiskThresholds,
+    /// Which missing attributes the model's imputer may fill in.
+    pub imputation: ImputationPolicy,
+}
 
 /// A record that cannot be scored: the reason code and a message naming what is wrong.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,17 +28,19 @@ pub struct Rejection {
 /// A prediction plus what the model noticed on the way.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scored {
-    /// The prediction to publish.
+    /// The prediction to publish (its `imputed_fields` name what was filled in).
     pub prediction: Prediction,
     /// One-hot fields with a category unseen in training.
     pub unseen_categories: u32,
 }
 
-/// Scores a validated record with `model`.
+/// Scores a validated record with `model`, imputing the missing attributes `imputed` names
+/// (what [`ImputationPolicy::check`] allowed).
 pub fn score_record(
     model: &Model,
-    thresholds: &RiskThresholds,
+    rules: &Rules,
     record: PatientRecord,
+    imputed: FieldSet,
     now_ms: i64,
 ) -> Scored {
     let out = model.predict(&record);
@@ -39,9 +52,10 @@ pub fn score_record(
             scored_at: now_ms,
             probability,
             label: Prediction::label_for(probability),
-            risk_level: thresholds.level(probability),
+            risk_level: rules.thresholds.level(probability),
             model_name: model.name().to_owned(),
             model_version: model.version_number(),
+            imputed_fields: imputed,
         },
         unseen_categories: out.unseen_categories,
     }
@@ -64,6 +78,27 @@ impl Rejection {
             message: error.to_string(),
         }
     }
+
+    /// The rejection of a record missing more than the imputation policy fills in.
+    pub fn too_many_missing(error: &TooManyMissing) -> Self {
+        Self {
+            reason: Reason::TooManyMissing,
+            message: error.to_string(),
+        }
+    }
+}
+
+/// Validates a record and checks it against the imputation policy: the attributes to impute.
+///
+/// # Errors
+/// A [`Rejection`] for a bad value ([`Reason::for_invalid`]) or too many missing attributes
+/// ([`Reason::TooManyMissing`]).
+pub fn admit(rules: &Rules, record: &PatientRecord) -> Result<FieldSet, Rejection> {
+    record.validate().map_err(|e| Rejection::invalid(&e))?;
+    rules
+        .imputation
+        .check(&record.features())
+        .map_err(|e| Rejection::too_many_missing(&e))
 }
 
 /// Decodes, validates and scores one Kafka value framed with this build's schema (single-object
@@ -71,35 +106,35 @@ impl Rejection {
 /// with [`score_decoded`].
 ///
 /// # Errors
-/// A [`Rejection`] when the value is absent, not decodable or fails validation.
+/// A [`Rejection`] when the value is absent, not decodable or not admitted.
 pub fn score_bytes(
     model: &Model,
-    thresholds: &RiskThresholds,
+    rules: &Rules,
     value: Option<&[u8]>,
     now_ms: i64,
 ) -> Result<Scored, Rejection> {
     let decoded = PatientRecord::decode(value.unwrap_or_default());
     score_decoded(
         model,
-        thresholds,
+        rules,
         decoded.map_err(|e| Rejection::undecodable(&e)),
         now_ms,
     )
 }
 
-/// Validates and scores a decoded record (or passes its decoding's rejection on).
+/// Admits and scores a decoded record (or passes its decoding's rejection on).
 ///
 /// # Errors
-/// The decoding's [`Rejection`], or one for a record that fails validation.
+/// The decoding's [`Rejection`], or one for a record that is not admitted ([`admit`]).
 pub fn score_decoded(
     model: &Model,
-    thresholds: &RiskThresholds,
+    rules: &Rules,
     decoded: Result<PatientRecord, Rejection>,
     now_ms: i64,
 ) -> Result<Scored, Rejection> {
     let record = decoded?;
-    record.validate().map_err(|e| Rejection::invalid(&e))?;
-    let scored = score_record(model, thresholds, record, now_ms);
+    let imputed = admit(rules, &record)?;
+    let scored = score_record(model, rules, record, imputed, now_ms);
     if scored.prediction.probability.is_finite() {
         Ok(scored)
     } else {
@@ -123,17 +158,17 @@ pub(crate) mod tests {
         PatientRecord {
             patient_id: "p-1".into(),
             event_time: 1_000,
-            age: 63,
-            sex: 1,
-            cp: 1,
-            trestbps: 145.0,
-            chol: 233.0,
-            fbs: 1,
-            restecg: 2,
-            thalach: 150.0,
-            exang: 0,
-            oldpeak: 2.3,
-            slope: 3,
+            age: Some(63),
+            sex: Some(1),
+            cp: Some(1),
+            trestbps: Some(145.0),
+            chol: Some(233.0),
+            fbs: Some(1),
+            restecg: Some(2),
+            thalach: Some(150.0),
+            exang: Some(0),
+            oldpeak: Some(2.3),
+            slope: Some(3),
             ca: Some(0),
             thal: Some(6),
         }
@@ -143,7 +178,13 @@ pub(crate) mod tests {
     pub(crate) fn model(version: i64, weight: f64) -> Model {
         let rows: Vec<_> = [45, 55, 65]
             .iter()
-            .map(|&age| PatientRecord { age, ..record() }.features())
+            .map(|&age| {
+                PatientRecord {
+                    age: Some(age),
+                    ..record()
+                }
+                .features()
+            })
             .collect();
         let preprocessor = Preprocessor::fit(&rows);
         let mut weights = vec![0.0; preprocessor.width()];
@@ -169,7 +210,7 @@ pub(crate) mod tests {
     fn valid_bytes_score_with_model_version_and_level() {
         let m = model(3, 2.0);
         let bytes = record().encode().unwrap();
-        let s = score_bytes(&m, &RiskThresholds::default(), Some(&bytes), 5).unwrap();
+        let s = score_bytes(&m, &Rules::default(), Some(&bytes), 5).unwrap();
         assert_eq!(s.prediction.model_version, 3);
         assert_eq!(s.prediction.scored_at, 5);
         assert_eq!(s.prediction.event_time, 1_000);
@@ -178,16 +219,16 @@ pub(crate) mod tests {
         assert_eq!(s.prediction.label, 1);
         assert_eq!(
             s.prediction.risk_level,
-            RiskThresholds::default().level(s.prediction.probability)
+            Rules::default().thresholds.level(s.prediction.probability)
         );
     }
 
     #[test]
     fn each_bad_input_gets_its_reason() {
         let m = model(1, 1.0);
-        let t = RiskThresholds::default();
+        let t = Rules::default();
         let out_of_range = PatientRecord {
-            age: 500,
+            age: Some(500),
             ..record()
         }
         .encode()
@@ -212,10 +253,61 @@ pub(crate) mod tests {
     #[test]
     fn thresholds_decide_the_level() {
         let m = model(1, 0.0); // p = 0.5 for everyone
-        let s = score_record(&m, &RiskThresholds::new(0.4, 0.6).unwrap(), record(), 0);
+        let rules = |medium, high| Rules {
+            thresholds: RiskThresholds::new(medium, high).unwrap(),
+            ..Rules::default()
+        };
+        let s = score_record(&m, &rules(0.4, 0.6), record(), FieldSet::EMPTY, 0);
         assert_eq!(s.prediction.probability, 0.5);
         assert_eq!(s.prediction.risk_level, RiskLevel::Medium);
-        let s = score_record(&m, &RiskThresholds::new(0.1, 0.5).unwrap(), record(), 0);
+        let s = score_record(&m, &rules(0.1, 0.5), record(), FieldSet::EMPTY, 0);
         assert_eq!(s.prediction.risk_level, RiskLevel::High);
+    }
+
+    #[test]
+    fn missing_attributes_are_imputed_and_named_within_the_policy() {
+        let m = model(1, 1.0);
+        let incomplete = PatientRecord {
+            chol: Some(0.0), // "not measured", by the contract
+            slope: None,
+            ca: None,
+            thal: None,
+            ..record()
+        };
+        let s = score_decoded(&m, &Rules::default(), Ok(incomplete.clone()), 0).unwrap();
+        assert_eq!(
+            s.prediction.imputed_fields.names().collect::<Vec<_>>(),
+            ["chol", "slope", "ca", "thal"]
+        );
+        // The imputed values are the training statistics: only age carries weight here, so the
+        // probability is the complete record's.
+        let full = score_decoded(&m, &Rules::default(), Ok(record()), 0).unwrap();
+        assert_eq!(s.prediction.probability, full.prediction.probability);
+        assert!(full.prediction.imputed_fields.is_empty());
+
+        // A missing age (never imputed by default) is a dead letter naming it.
+        let no_age = PatientRecord {
+            age: None,
+            ..incomplete.clone()
+        };
+        let err = score_decoded(&m, &Rules::default(), Ok(no_age), 0).unwrap_err();
+        assert_eq!(err.reason, Reason::TooManyMissing);
+        assert!(
+            err.message.contains("age may never be imputed"),
+            "{}",
+            err.message
+        );
+
+        // A stricter policy refuses what the default takes.
+        let strict = Rules {
+            imputation: ImputationPolicy::new(3, FieldSet::EMPTY),
+            ..Rules::default()
+        };
+        let err = score_decoded(&m, &strict, Ok(incomplete), 0).unwrap_err();
+        assert_eq!(err.reason, Reason::TooManyMissing);
+        assert_eq!(
+            err.message,
+            "missing chol, slope, ca, thal (4 of 13); at most 3 may be imputed"
+        );
     }
 }

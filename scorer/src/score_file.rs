@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 use heart_mlflow::MlflowConnection;
 use heart_model::Model;
 use heart_schemas::{
-    AvroRecord, FIELDS, ModelVersion, N_FIELDS, PatientRecord, Prediction, RiskLevel,
-    RiskThresholds, ThresholdError, now_ms,
+    AvroRecord, FIELDS, ModelVersion, N_FIELDS, PatientRecord, Prediction, RiskLevel, now_ms,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -28,13 +27,13 @@ use serde_json::{Map, Number, Value};
 use thiserror::Error;
 
 use crate::config::{Config, InputFormat, OutputFormat, ScoreFileArgs};
-use crate::score::{Rejection, Scored, score_decoded};
+use crate::score::{Rejection, Rules, Scored, score_decoded};
 
 /// Reject code of a line that is not a row: not a JSON object, or not UTF-8.
 pub const MALFORMED_ROW: &str = "malformed_row";
 
 /// The columns of a CSV output, in [`Prediction`]'s field order.
-const CSV_HEADER: [&str; 8] = [
+const CSV_HEADER: [&str; 9] = [
     "patient_id",
     "event_time",
     "scored_at",
@@ -43,7 +42,38 @@ const CSV_HEADER: [&str; 8] = [
     "risk_level",
     "model_name",
     "model_version",
+    "imputed_fields",
 ];
+
+/// A [`Prediction`] as a CSV row: `imputed_fields` joined with `;` (a CSV cell holds no list).
+#[derive(Serialize)]
+struct CsvRow<'a> {
+    patient_id: &'a str,
+    event_time: i64,
+    scored_at: i64,
+    probability: f64,
+    label: i32,
+    risk_level: RiskLevel,
+    model_name: &'a str,
+    model_version: i64,
+    imputed_fields: String,
+}
+
+impl<'a> From<&'a Prediction> for CsvRow<'a> {
+    fn from(p: &'a Prediction) -> Self {
+        Self {
+            patient_id: &p.patient_id,
+            event_time: p.event_time,
+            scored_at: p.scored_at,
+            probability: p.probability,
+            label: p.label,
+            risk_level: p.risk_level,
+            model_name: &p.model_name,
+            model_version: p.model_version,
+            imputed_fields: p.imputed_fields.names().collect::<Vec<_>>().join(";"),
+        }
+    }
+}
 
 /// Rows between progress-bar updates.
 const PROGRESS_EVERY: u64 = 8192;
@@ -188,9 +218,9 @@ pub enum ScoreFileError {
         /// The attribute.
         column: &'static str,
     },
-    /// The risk thresholds are out of order.
+    /// The risk thresholds or the imputation policy are invalid.
     #[error(transparent)]
-    Thresholds(#[from] ThresholdError),
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// What a run did: printed on stderr at the end.
@@ -262,7 +292,7 @@ impl fmt::Display for Summary {
 /// [`ScoreFileError`] when the model, the input or an output cannot be used; never for a
 /// rejected row.
 pub fn run(config: &Config, args: &ScoreFileArgs) -> Result<Summary, ScoreFileError> {
-    let thresholds = RiskThresholds::new(config.medium_threshold, config.high_threshold)?;
+    let rules = config.rules()?;
     let model = ModelSource::from_args(args)?.load()?;
     tracing::info!(
         model_name = model.name(),
@@ -286,7 +316,7 @@ pub fn run(config: &Config, args: &ScoreFileArgs) -> Result<Summary, ScoreFileEr
     let progress = progress_bar(input_bytes);
     let mut scorer = RowScorer {
         model: &model,
-        thresholds,
+        rules,
         prefix,
         default_event_time: now_ms(),
     };
@@ -568,7 +598,7 @@ impl<'a> Cell<'a> {
 /// Turns rows into outcomes with one model, the same way the stream does.
 struct RowScorer<'m> {
     model: &'m Model,
-    thresholds: RiskThresholds,
+    rules: Rules,
     prefix: String,
     /// The event time of rows without one: when the run started.
     default_event_time: i64,
@@ -618,7 +648,7 @@ impl RowScorer<'_> {
                     .map_err(|e| Rejection::invalid(&e))
             }
         };
-        score_decoded(self.model, &self.thresholds, record, now_ms())
+        score_decoded(self.model, &self.rules, record, now_ms())
     }
 
     /// `Err` is the message for a line that is not a JSON object.
@@ -641,23 +671,18 @@ impl RowScorer<'_> {
         }
         let record = PatientRecord::from_json(&object, self.default_event_time)
             .map_err(|e| Rejection::invalid(&e));
-        Ok(score_decoded(
-            self.model,
-            &self.thresholds,
-            record,
-            now_ms(),
-        ))
+        Ok(score_decoded(self.model, &self.rules, record, now_ms()))
     }
 }
 
-/// The attribute values when every cell is present where required and of the field's JSON type
+/// The attribute values when every cell is missing or of the field's JSON type
 /// (whole numbers for codes) — then [`PatientRecord::from_json`] would build exactly the record
 /// [`PatientRecord::from_features`] builds from them, and validation decides the rest.
 fn fast_values(cells: &[Cell<'_>; N_FIELDS]) -> Option<[Option<f64>; N_FIELDS]> {
     let mut values = [None; N_FIELDS];
     for ((slot, spec), cell) in values.iter_mut().zip(&FIELDS).zip(cells) {
         match *cell {
-            Cell::Missing if spec.nullable => {}
+            Cell::Missing => {}
             Cell::Number(x) if !spec.integer || x.fract() == 0.0 => *slot = Some(x),
             _ => return None,
         }
@@ -753,7 +778,7 @@ impl Sink {
             Output::Jsonl(w) => serde_json::to_writer(&mut *w, p)
                 .map_err(io::Error::from)
                 .and_then(|()| w.write_all(b"\n")),
-            Output::Csv(w) => w.serialize(p).map_err(io::Error::other),
+            Output::Csv(w) => w.serialize(CsvRow::from(p)).map_err(io::Error::other),
         };
         written.map_err(|source| ScoreFileError::Output {
             path: self.output_path.clone(),
@@ -818,7 +843,7 @@ mod tests {
     fn scorer(m: &Model) -> RowScorer<'_> {
         RowScorer {
             model: m,
-            thresholds: RiskThresholds::default(),
+            rules: Rules::default(),
             prefix: "p-".into(),
             default_event_time: 42,
         }
@@ -831,7 +856,7 @@ mod tests {
     /// What the stream's dead-letter path says about `record` (encoded, then scored from bytes).
     fn stream_rejection(m: &Model, record: &PatientRecord) -> Rejection {
         let bytes = record.encode().unwrap();
-        crate::score::score_bytes(m, &RiskThresholds::default(), Some(&bytes), 0).unwrap_err()
+        crate::score::score_bytes(m, &Rules::default(), Some(&bytes), 0).unwrap_err()
     }
 
     #[test]
@@ -880,7 +905,7 @@ mod tests {
         let stream = stream_rejection(
             &m,
             &PatientRecord {
-                age: 500,
+                age: Some(500),
                 ca: None,
                 thal: Some(9),
                 ..record()
@@ -910,14 +935,27 @@ mod tests {
             err.message,
             "cp = 1.5 is not an integer; chol = \"lots\" is not a number"
         );
+        // A row cut short lacks ten attributes: more than the policy imputes.
         let err = s
             .delimited(&row("63,1,1,?"), &Layout::uci(), 2)
             .unwrap_err();
-        assert_eq!(err.reason, Reason::MissingField);
+        assert_eq!(err.reason, Reason::TooManyMissing);
         assert!(
-            err.message.starts_with("trestbps is missing"),
+            err.message.starts_with("missing trestbps, chol, fbs"),
             "{}",
             err.message
+        );
+        // `?` for slope, ca and thal is imputed and named.
+        let scored = s
+            .delimited(
+                &row("63,1,1,145,233,1,2,150,0,2.3,?,?,?"),
+                &Layout::uci(),
+                3,
+            )
+            .unwrap();
+        assert_eq!(
+            scored.prediction.imputed_fields.to_string(),
+            "slope, ca, thal"
         );
     }
 
@@ -956,8 +994,12 @@ mod tests {
         let scored = s.json(&line, 1).unwrap().unwrap();
         assert_eq!(scored.prediction.patient_id, "p-1");
         let err = s.json(r#"{"age": 63}"#, 2).unwrap().unwrap_err();
-        assert_eq!(err.reason, Reason::MissingField);
-        assert!(err.message.starts_with("sex is missing"), "{}", err.message);
+        assert_eq!(err.reason, Reason::TooManyMissing);
+        assert!(
+            err.message.contains("sex, cp may never be imputed"),
+            "{}",
+            err.message
+        );
         assert_eq!(s.json("[1]", 3).unwrap_err(), "not a JSON object");
         assert!(
             s.json("{oops", 4)
@@ -968,7 +1010,7 @@ mod tests {
 
     #[test]
     fn csv_header_names_the_prediction_fields_in_order() {
-        let p = score_decoded(&model(1, 1.0), &RiskThresholds::default(), Ok(record()), 0)
+        let p = score_decoded(&model(1, 1.0), &Rules::default(), Ok(record()), 0)
             .unwrap()
             .prediction;
         let json = serde_json::to_value(&p).unwrap();
@@ -984,7 +1026,7 @@ mod tests {
         let mut w = csv::WriterBuilder::new()
             .has_headers(true)
             .from_writer(vec![]);
-        w.serialize(&p).unwrap();
+        w.serialize(CsvRow::from(&p)).unwrap();
         let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
         assert!(text.starts_with(&CSV_HEADER.join(",")), "{text}");
     }

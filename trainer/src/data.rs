@@ -15,10 +15,6 @@ pub type Row = [Option<f64>; N_FIELDS];
 /// Names accepted for the target column of a headered CSV; the UCI files call it `num`.
 const TARGET_NAMES: [&str; 2] = ["num", "target"];
 
-/// Index of `chol` in [`FIELDS`]: in the Hungarian, Swiss and VA files `chol = 0` means "not
-/// measured".
-const CHOL: usize = 4;
-
 /// A loaded data file.
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -30,7 +26,8 @@ pub struct Dataset {
     pub rows: Vec<Row>,
     /// `num > 0`: heart disease present.
     pub target: Vec<bool>,
-    /// How many `chol = 0` cells were read as missing.
+    /// How many "not measured" placeholder cells (`FieldSpec::not_measured`: `chol = 0`,
+    /// `trestbps = 0`) were read as missing.
     pub chol_zero_as_missing: usize,
 }
 
@@ -126,7 +123,9 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Dataset, DataError> {
             let Some(value) = parse_cell(raw.as_deref()).map_err(&bad)? else {
                 continue;
             };
-            if field == CHOL && value == 0.0 {
+            // The contract's "not measured" placeholders (chol = 0, trestbps = 0 in the
+            // Hungarian, Swiss and VA files) are missing values, as the scorer reads them.
+            if spec.normalize(Some(value)).is_none() {
                 chol_zero_as_missing += 1;
                 continue;
             }
@@ -300,7 +299,7 @@ mod tests {
         assert_eq!(d.rows[0][9], Some(2.3));
         assert_eq!(d.rows[2][11], None, "ca = ?");
         assert_eq!(d.rows[2][12], None, "thal = ?");
-        assert_eq!(d.rows[2][CHOL], None, "chol = 0 means not measured");
+        assert_eq!(d.rows[2][4], None, "chol = 0 means not measured");
         assert_eq!(d.chol_zero_as_missing, 1);
         assert_eq!(d.sha256, heart_model::sha256_hex(UCI.as_bytes()));
     }

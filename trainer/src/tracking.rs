@@ -399,12 +399,12 @@ fn git_commit() -> Option<String> {
     (out.status.success() && commit.len() == 40).then_some(commit)
 }
 
-/// MLflow column specs of the 13 inputs (all doubles: the model reads every field as f64, and
-/// a missing value is allowed only where the field is nullable).
+/// MLflow column specs of the 13 inputs (all doubles: the model reads every field as f64; any
+/// may be missing, which the scorer imputes within its policy).
 pub fn signature_inputs() -> serde_json::Value {
     FIELDS
         .iter()
-        .map(|f| json!({ "type": "double", "name": f.name, "required": !f.nullable }))
+        .map(|f| json!({ "type": "double", "name": f.name, "required": false }))
         .collect()
 }
 

@@ -141,7 +141,7 @@ mod tests {
         names.reverse();
         let values = "6,0,3,2.3,0,150,2,1,233,145,1,1,63";
         let rows = parse(&format!("{}\n{values}\n", names.join(",")), "p").unwrap();
-        assert_eq!(rows[0].record.age, 63);
+        assert_eq!(rows[0].record.age, Some(63));
         assert_eq!(rows[0].record.thal, Some(6));
     }
 

@@ -88,9 +88,15 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_field_is_named_with_its_line() {
+    fn a_missing_field_is_sent_as_null_and_a_mistyped_one_is_named_with_its_line() {
+        // The scorer imputes missing attributes within its policy; the producer passes them on.
         let text = format!("{{{}}}\n", ROW.replace(r#""chol":233,"#, ""));
+        assert_eq!(parse(&text, "p").unwrap()[0].record.chol, None);
+        let text = format!(
+            "{{{}}}\n",
+            ROW.replace(r#""chol":233,"#, r#""chol":"high","#)
+        );
         let err = parse(&text, "p").unwrap_err();
-        assert_eq!(err.to_string(), "line 1: chol is missing");
+        assert_eq!(err.to_string(), r#"line 1: chol = "high" is not a number"#);
     }
 }

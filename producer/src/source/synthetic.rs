@@ -158,17 +158,17 @@ impl Generator {
         PatientRecord {
             patient_id: id,
             event_time: 0,
-            age: code(age),
-            sex: i32::from(rng.gen_bool(p.p_male)),
-            cp: code_of(cp),
-            trestbps: draw(p.trestbps, correlated(rng, z_age, p.trestbps_age)).round(),
-            chol: draw(p.chol, correlated(rng, z_age, p.chol_age)).round(),
-            fbs: i32::from(rng.gen_bool(p.p_fbs)),
-            restecg: code_of(categorical(rng, &p.restecg)),
-            thalach: draw(p.thalach, correlated(rng, z_age, p.thalach_age)).round(),
-            exang: i32::from(rng.gen_bool(p_exang)),
-            oldpeak,
-            slope: code_of(slope + 1),
+            age: Some(code(age)),
+            sex: Some(i32::from(rng.gen_bool(p.p_male))),
+            cp: Some(code_of(cp)),
+            trestbps: Some(draw(p.trestbps, correlated(rng, z_age, p.trestbps_age)).round()),
+            chol: Some(draw(p.chol, correlated(rng, z_age, p.chol_age)).round()),
+            fbs: Some(i32::from(rng.gen_bool(p.p_fbs))),
+            restecg: Some(code_of(categorical(rng, &p.restecg))),
+            thalach: Some(draw(p.thalach, correlated(rng, z_age, p.thalach_age)).round()),
+            exang: Some(i32::from(rng.gen_bool(p_exang))),
+            oldpeak: Some(oldpeak),
+            slope: Some(code_of(slope + 1)),
             ca: (!rng.gen_bool(P_CA_MISSING)).then(|| code_of(ca)),
             thal: (!rng.gen_bool(P_THAL_MISSING)).then(|| [3, 6, 7][categorical(rng, &p.thal)]),
         }
@@ -256,7 +256,7 @@ mod tests {
         for seed in 0..5 {
             for r in sample(seed, 5_000) {
                 assert_eq!(r.validate(), Ok(()), "{r:?}");
-                assert!((0.0..=6.2).contains(&r.oldpeak));
+                assert!((0.0..=6.2).contains(&r.oldpeak.unwrap()));
             }
         }
     }
@@ -265,11 +265,11 @@ mod tests {
     fn marginals_are_close_to_cleveland() {
         // Cleveland: age 54.4, male 68 %, thalach 149.6, oldpeak 1.04, cp = 4 in 47.5 %.
         let rs = sample(42, 20_000);
-        let age = mean(rs.iter().map(|r| f64::from(r.age)));
-        let male = mean(rs.iter().map(|r| f64::from(r.sex)));
-        let thalach = mean(rs.iter().map(|r| r.thalach));
-        let oldpeak = mean(rs.iter().map(|r| r.oldpeak));
-        let cp4 = mean(rs.iter().map(|r| f64::from(u8::from(r.cp == 4))));
+        let age = mean(rs.iter().map(|r| f64::from(r.age.unwrap())));
+        let male = mean(rs.iter().map(|r| f64::from(r.sex.unwrap())));
+        let thalach = mean(rs.iter().map(|r| r.thalach.unwrap()));
+        let oldpeak = mean(rs.iter().map(|r| r.oldpeak.unwrap()));
+        let cp4 = mean(rs.iter().map(|r| f64::from(u8::from(r.cp == Some(4)))));
         assert!((age - 54.4).abs() < 1.0, "age {age}");
         assert!((male - 0.68).abs() < 0.03, "male {male}");
         assert!((thalach - 149.6).abs() < 2.5, "thalach {thalach}");
@@ -285,9 +285,9 @@ mod tests {
     #[test]
     fn older_patients_reach_a_lower_heart_rate() {
         let rs = sample(3, 20_000);
-        let (old, young): (Vec<_>, Vec<_>) = rs.iter().partition(|r| r.age >= 60);
-        let old = mean(old.iter().map(|r| r.thalach));
-        let young = mean(young.iter().map(|r| r.thalach));
+        let (old, young): (Vec<_>, Vec<_>) = rs.iter().partition(|r| r.age >= Some(60));
+        let old = mean(old.iter().map(|r| r.thalach.unwrap()));
+        let young = mean(young.iter().map(|r| r.thalach.unwrap()));
         assert!(young - old > 8.0, "young {young} old {old}");
     }
 

@@ -65,7 +65,7 @@ mod tests {
         assert_eq!(first.patient_id, "cleveland-1");
         assert_eq!(
             (first.age, first.cp, first.chol, first.oldpeak),
-            (63, 1, 233.0, 2.3)
+            (Some(63), Some(1), Some(233.0), Some(2.3))
         );
         assert_eq!((first.ca, first.thal), (Some(0), Some(6)));
         let missing_ca: Vec<&str> = rows

@@ -259,6 +259,7 @@ fn prediction(id: &str, level: RiskLevel, version: i64) -> Prediction {
         risk_level: level,
         model_name: "logreg".to_owned(),
         model_version: version,
+        imputed_fields: heart_schemas::FieldSet::EMPTY,
     }
 }
 

@@ -47,6 +47,8 @@ pub(crate) struct Batch {
     pub levels: [u64; 3],
     pub dead_letters: Vec<Reason>,
     pub unseen_categories: u64,
+    /// Predictions that imputed each attribute (indexed as `heart_schemas::FIELDS`).
+    pub imputed: [u64; heart_schemas::N_FIELDS],
     /// Seconds spent decoding, validating, scoring and encoding.
     pub score_seconds: f64,
 }
@@ -64,6 +66,7 @@ impl Batch {
             levels: [0; 3],
             dead_letters: Vec::new(),
             unseen_categories: 0,
+            imputed: [0; heart_schemas::N_FIELDS],
             score_seconds: 0.0,
         }
     }
@@ -96,11 +99,17 @@ impl Batch {
         self.outputs.push(output);
     }
 
-    pub fn count_prediction(&mut self, level: RiskLevel, event_time: i64, unseen: u32) {
-        let i = RiskLevel::ALL.iter().position(|l| *l == level).unwrap_or(0);
+    pub fn count_prediction(&mut self, p: &heart_schemas::Prediction, unseen: u32) {
+        let i = RiskLevel::ALL
+            .iter()
+            .position(|l| *l == p.risk_level)
+            .unwrap_or(0);
         self.levels[i] += 1;
-        self.event_times.push(event_time);
+        self.event_times.push(p.event_time);
         self.unseen_categories += u64::from(unseen);
+        for field in p.imputed_fields.indices() {
+            self.imputed[field] += 1;
+        }
     }
 
     pub fn key(&self, output: &Output) -> Option<&[u8]> {

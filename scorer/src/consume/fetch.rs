@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::score::Rules;
 use heart_model::Model;
-use heart_schemas::RiskThresholds;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
@@ -164,7 +164,7 @@ fn partition_ids(tpl: &TopicPartitionList) -> Vec<i32> {
 pub(crate) struct FetchStage<'a> {
     pub consumer: &'a BaseConsumer<FetchContext>,
     pub store: &'a ModelStore,
-    pub thresholds: RiskThresholds,
+    pub rules: Rules,
     pub max_output_bytes: usize,
     pub framing: OutputFraming,
     pub batch_max_records: usize,
@@ -455,7 +455,7 @@ impl FetchStage<'_> {
                     let cap = handoff.on_record(partition, offset);
                     let router = Router {
                         model,
-                        thresholds: &self.thresholds,
+                        rules: &self.rules,
                         max_output_bytes: self.max_output_bytes,
                         framing: self.framing,
                     };

@@ -24,7 +24,7 @@ mod txn;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use heart_schemas::{EncodeError, RiskThresholds};
+use heart_schemas::EncodeError;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use thiserror::Error;
@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Delivery, OutputFramingArg};
 use crate::metrics::Metrics;
 use crate::model_store::ModelStore;
+use crate::score::Rules;
 use crate::status::{PipelineStatus, Stage};
 use crate::writer_schemas::PatientDecoder;
 use fetch::{FetchContext, FetchStage};
@@ -120,7 +121,7 @@ fn lower_priority(niceness: u8) {
 #[tracing::instrument(name = "consume", skip_all, fields(topic = %config.patients_topic, group = %config.group_id))]
 pub fn run(
     config: &Config,
-    thresholds: RiskThresholds,
+    rules: Rules,
     store: &ModelStore,
     metrics: &Metrics,
     status: &PipelineStatus,
@@ -202,7 +203,7 @@ pub fn run(
         let fetch = FetchStage {
             consumer: &consumer,
             store,
-            thresholds,
+            rules,
             max_output_bytes,
             framing,
             batch_max_records: config.batch_max_records,

@@ -402,6 +402,7 @@ impl OutputStage<'_> {
         m.score_duration.observe(batch.score_seconds);
         m.records_produced.inc_by(batch.predictions());
         m.unseen_categories.inc_by(batch.unseen_categories);
+        m.count_imputed(&batch.imputed);
         for (level, n) in heart_schemas::RiskLevel::ALL.iter().zip(batch.levels) {
             if n > 0 {
                 m.predictions.with_label_values(&[level.as_str()]).inc_by(n);

@@ -4,11 +4,11 @@
 use std::time::Instant;
 
 use heart_model::Model;
-use heart_schemas::{AvroRecord, EncodeError, Framing, PatientRecord, Reason, RiskThresholds};
+use heart_schemas::{AvroRecord, EncodeError, Framing, PatientRecord, Reason};
 
 use super::batch::{Batch, Output, Topic};
 use crate::dead_letter::{self, RECORD_OVERHEAD, Source};
-use crate::score::{Rejection, score_decoded};
+use crate::score::{Rejection, Rules, score_decoded};
 
 /// One record in this many is timed for `scorer_score_duration_seconds`.
 const SAMPLE: i64 = 32;
@@ -20,7 +20,7 @@ const PREDICTION_BYTES: usize = 512;
 #[derive(Debug)]
 pub(crate) struct Router<'a> {
     pub model: &'a Model,
-    pub thresholds: &'a RiskThresholds,
+    pub rules: &'a Rules,
     /// Largest output record, bytes (the producer's `message.max.bytes`).
     pub max_output_bytes: usize,
     /// The header each output topic's records carry.
@@ -55,7 +55,7 @@ impl Router<'_> {
         // record in SAMPLE is timed and stands for the others.
         let started = (source.offset % SAMPLE == 0).then(Instant::now);
         let budget = cap.unwrap_or(self.max_output_bytes);
-        let outcome = score_decoded(self.model, self.thresholds, decoded, now_ms);
+        let outcome = score_decoded(self.model, self.rules, decoded, now_ms);
         let outcome = match outcome {
             Ok(scored) => {
                 let key_len = source
@@ -84,7 +84,7 @@ impl Router<'_> {
                 let start = batch.buffer().len();
                 p.encode_framed_into(self.framing.prediction, batch.buffer())?;
                 let value = start..batch.buffer().len();
-                batch.count_prediction(p.risk_level, p.event_time, scored.unseen_categories);
+                batch.count_prediction(p, scored.unseen_categories);
                 batch.push(Output {
                     topic: Topic::Predictions,
                     key: Some(key),
@@ -155,17 +155,17 @@ mod tests {
     #[test]
     fn a_valid_record_becomes_a_prediction_and_a_bad_one_a_dead_letter() {
         let m = model(3, 1.0);
-        let thresholds = RiskThresholds::default();
+        let rules = Rules::default();
         let router = Router {
             model: &m,
-            thresholds: &thresholds,
+            rules: &rules,
             max_output_bytes: 1_000_000,
             framing: OutputFraming::default(),
         };
         let mut batch = Batch::new(1, 0, 3, 4);
         let good = record().encode().unwrap();
         let bad = PatientRecord {
-            age: 500,
+            age: Some(500),
             ..record()
         }
         .encode()
@@ -206,10 +206,10 @@ mod tests {
     #[test]
     fn an_output_over_the_limit_is_a_too_large_dead_letter() {
         let m = model(1, 1.0);
-        let thresholds = RiskThresholds::default();
+        let rules = Rules::default();
         let router = Router {
             model: &m,
-            thresholds: &thresholds,
+            rules: &rules,
             max_output_bytes: 1_000_000,
             framing: OutputFraming::default(),
         };

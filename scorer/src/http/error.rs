@@ -80,6 +80,9 @@ pub enum ApiError {
     /// Fields failed validation.
     #[error("{} invalid field(s): {}", .0.len(), .0.iter().map(FieldError::located).collect::<Vec<_>>().join("; "))]
     Validation(Vec<FieldError>),
+    /// Records missing more attributes than the imputation policy fills in (by batch index).
+    #[error("{}", .0.iter().map(|(i, e)| match i { Some(i) => format!("[{i}] {e}"), None => e.to_string() }).collect::<Vec<_>>().join("; "))]
+    TooManyMissing(Vec<(Option<usize>, heart_schemas::TooManyMissing)>),
     /// An OIP request named a model, or a version of it, that this replica does not serve.
     #[error("model {requested:?} is not served here; this replica serves {serving}")]
     UnknownModel {
@@ -116,9 +119,10 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MalformedJson { .. } => StatusCode::BAD_REQUEST,
-            Self::WrongShape(_) | Self::Validation(_) | Self::BatchTooLarge { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Self::WrongShape(_)
+            | Self::Validation(_)
+            | Self::TooManyMissing(_)
+            | Self::BatchTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NoModel | Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -135,6 +139,7 @@ impl ApiError {
             Self::MalformedJson { .. } => "malformed_json",
             Self::WrongShape(_) => "wrong_shape",
             Self::Validation(_) => "validation_failed",
+            Self::TooManyMissing(_) => "too_many_missing",
             Self::BatchTooLarge { .. } => "batch_too_large",
             Self::NoModel => "no_model",
             Self::NotReady(_) => "not_ready",

@@ -10,13 +10,13 @@ pub mod predict;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::score::Rules;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::Uri;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use heart_schemas::RiskThresholds;
 
 use crate::metrics::Metrics;
 use crate::model_store::ModelStore;
@@ -31,7 +31,7 @@ pub struct AppState {
     /// Metrics.
     pub metrics: Metrics,
     /// Risk thresholds.
-    pub thresholds: RiskThresholds,
+    pub rules: Rules,
     /// Whether the pipeline runs, and why it is stuck if it is.
     pub status: Arc<PipelineStatus>,
     /// Whether readiness requires the Kafka consumer (false with --model-file).

@@ -229,7 +229,7 @@ fn run_infer(state: &AppState, name: &str, version: Option<&str>, body: Value) -
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors).into());
     }
-    let scored = score_all(state, &model, records, now);
+    let scored = score_all(state, &model, records, now)?;
     let n = scored.len();
     let tensors: Vec<Value> = outputs
         .iter()
@@ -342,18 +342,7 @@ fn column_rows(
     columns: &BTreeMap<&str, &Tensor>,
     max: usize,
 ) -> Result<Vec<Map<String, Value>>, ApiError> {
-    let missing: Vec<&str> = FIELDS
-        .iter()
-        .filter(|f| !f.nullable && !columns.contains_key(f.name))
-        .map(|f| f.name)
-        .collect();
-    if !missing.is_empty() {
-        return Err(bad(format!(
-            "missing input(s) {}; per-field inputs need every field ({}; ca and thal may be left out)",
-            missing.join(", "),
-            field_names()
-        )));
-    }
+    // An input left out is missing in every row; the imputation policy decides the rest.
     let mut rows: Option<Vec<Map<String, Value>>> = None;
     let mut first = "";
     for spec in &FIELDS {
@@ -500,13 +489,12 @@ mod tests {
     }
 
     #[test]
-    fn columns_need_every_required_field_and_agree_on_rows() {
+    fn columns_left_out_are_missing_and_columns_agree_on_rows() {
         let one = |name: &str, n: usize| tensor(name, &[n as i64], "INT64", json!(vec![1; n]));
-        let err = rows(&[one("age", 1)], 10).unwrap_err();
-        assert!(
-            err.to_string().starts_with("missing input(s) sex, cp"),
-            "{err}"
-        );
+        // The policy, not the protocol, decides whether a left-out input can be imputed.
+        let only_age = rows(&[one("age", 1)], 10).unwrap();
+        assert_eq!(only_age.len(), 1);
+        assert_eq!(only_age[0].len(), 1);
         let mut all: Vec<Tensor> = FIELDS.iter().map(|f| one(f.name, 2)).collect();
         all[3] = one("trestbps", 3);
         let err = rows(&all, 10).unwrap_err();

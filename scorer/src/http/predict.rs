@@ -179,15 +179,8 @@ pub async fn predict(
     let model = state.store.current().ok_or(ApiError::NoModel)?;
     let now = now_ms();
     let record = parse(&body, None, now).map_err(ApiError::Validation)?;
-    let scored = score_record(&model, &state.thresholds, record, now);
-    state
-        .metrics
-        .unseen_categories
-        .inc_by(u64::from(scored.unseen_categories));
-    Ok(Json(PredictResponse {
-        prediction: scored.prediction,
-        unseen_categories: scored.unseen_categories,
-    }))
+    let mut scored = score_all(&state, &model, vec![record], now)?;
+    Ok(Json(scored.remove(0)))
 }
 
 /// `POST /predict/batch`: a JSON array of patients; all are validated before any is scored.
@@ -219,31 +212,53 @@ pub async fn predict_batch(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let predictions = score_all(&state, &model, records, now);
+    let predictions = score_all(&state, &model, records, now)?;
     Ok(Json(BatchResponse { predictions }))
 }
 
-/// Scores validated records in order and counts unseen categories (batch and OIP infer).
+/// Checks validated records against the imputation policy, then scores them in order and
+/// counts unseen categories and imputed fields (every HTTP route).
+///
+/// # Errors
+/// [`ApiError::TooManyMissing`] naming every record the policy refuses; none is then scored.
 pub(super) fn score_all(
     state: &AppState,
     model: &Model,
     records: Vec<PatientRecord>,
     now: i64,
-) -> Vec<PredictResponse> {
-    records
+) -> Result<Vec<PredictResponse>, ApiError> {
+    let single = records.len() == 1;
+    let mut admitted = Vec::with_capacity(records.len());
+    let mut refused = Vec::new();
+    for (i, record) in records.into_iter().enumerate() {
+        match state.rules.imputation.check(&record.features()) {
+            Ok(imputed) => admitted.push((record, imputed)),
+            Err(e) => refused.push(((!single).then_some(i), e)),
+        }
+    }
+    if !refused.is_empty() {
+        return Err(ApiError::TooManyMissing(refused));
+    }
+    let mut imputed_counts = [0u64; heart_schemas::N_FIELDS];
+    let out = admitted
         .into_iter()
-        .map(|r| {
-            let scored = score_record(model, &state.thresholds, r, now);
+        .map(|(r, imputed)| {
+            let scored = score_record(model, &state.rules, r, imputed, now);
             state
                 .metrics
                 .unseen_categories
                 .inc_by(u64::from(scored.unseen_categories));
+            for f in imputed.indices() {
+                imputed_counts[f] += 1;
+            }
             PredictResponse {
                 prediction: scored.prediction,
                 unseen_categories: scored.unseen_categories,
             }
         })
-        .collect()
+        .collect();
+    state.metrics.count_imputed(&imputed_counts);
+    Ok(out)
 }
 
 #[cfg(test)]

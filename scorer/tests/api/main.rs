@@ -99,12 +99,58 @@ async fn predict_without_model_is_503() {
 }
 
 #[tokio::test]
+async fn missing_fields_are_imputed_and_named_or_422_beyond_the_policy() {
+    let t = TestApp::new(true);
+    let mut rec = serde_json::to_value(patient(50)).unwrap();
+    let object = rec.as_object_mut().unwrap();
+    for field in ["slope", "ca", "thal"] {
+        object.remove(field);
+    }
+    object.insert("chol".into(), json!(0)); // "not measured", by the contract
+    object.insert("fbs".into(), json!(null));
+    let (status, body, _) = call(&t, post_json("/predict", &rec)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["imputed_fields"],
+        json!(["chol", "fbs", "slope", "ca", "thal"])
+    );
+    let complete = serde_json::to_value(patient(50)).unwrap();
+    let (_, body, _) = call(&t, post_json("/predict", &complete)).await;
+    assert_eq!(body["imputed_fields"], json!([]));
+
+    // Without age (never imputed by default) or with seven missing: 422 too_many_missing.
+    rec.as_object_mut().unwrap().remove("age");
+    let (status, body, _) = call(&t, post_json("/predict", &rec)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["code"], "too_many_missing");
+    assert_eq!(
+        body["error"]["message"],
+        "missing age, chol, fbs, slope, ca, thal (6 of 13); age may never be imputed"
+    );
+    let batch = json!([complete, rec]);
+    let (status, body, _) = call(&t, post_json("/predict/batch", &batch)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("[1] missing age"),
+        "{body}"
+    );
+    let (_, _, metrics) = call(&t, get("/metrics")).await;
+    assert!(
+        metrics.contains(r#"scorer_imputed_fields_total{field="chol"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"scorer_imputed_fields_total{field="age"} 0"#));
+}
+
+#[tokio::test]
 async fn invalid_fields_are_422_naming_each_field() {
     let t = TestApp::new(true);
     let mut rec = serde_json::to_value(patient(50)).unwrap();
     rec["age"] = json!(300);
     rec["cp"] = json!("four");
-    rec.as_object_mut().unwrap().remove("chol");
     let (status, body, _) = call(&t, post_json("/predict", &rec)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["code"], "validation_failed");
@@ -114,14 +160,7 @@ async fn invalid_fields_are_422_naming_each_field() {
         .iter()
         .map(|d| (d["field"].as_str().unwrap(), d["problem"].as_str().unwrap()))
         .collect();
-    assert_eq!(
-        fields,
-        [
-            ("age", "out_of_range"),
-            ("cp", "wrong_type"),
-            ("chol", "missing")
-        ]
-    );
+    assert_eq!(fields, [("age", "out_of_range"), ("cp", "wrong_type")]);
     assert_eq!(body["error"]["details"][0]["max"], 120.0);
 }
 

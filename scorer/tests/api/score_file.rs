@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use heart_schemas::{AvroRecord, PatientRecord, RiskThresholds};
+use heart_schemas::{AvroRecord, PatientRecord};
 use heart_scorer::dead_letter::{Source, dead_letter};
-use heart_scorer::score::score_bytes;
+use heart_scorer::score::{Rules, score_bytes};
 use serde_json::Value;
 
 use crate::support::{model_version, patient};
@@ -81,7 +81,7 @@ fn json_lines(path: &Path) -> Vec<Value> {
 fn dead_letter_of(record: &PatientRecord) -> (String, String) {
     let model = heart_model::Model::load(model_version(7, 1.5)).unwrap();
     let value = record.encode().unwrap();
-    let rejection = score_bytes(&model, &RiskThresholds::default(), Some(&value), 0).unwrap_err();
+    let rejection = score_bytes(&model, &Rules::default(), Some(&value), 0).unwrap_err();
     let source = Source {
         topic: "patients",
         partition: 0,
@@ -122,6 +122,7 @@ fn a_csv_is_scored_to_jsonl_with_rejects_like_the_dead_letters_and_a_summary() {
         keys,
         [
             "event_time",
+            "imputed_fields",
             "label",
             "model_name",
             "model_version",
@@ -147,8 +148,8 @@ fn a_csv_is_scored_to_jsonl_with_rejects_like_the_dead_letters_and_a_summary() {
     };
     let erin = PatientRecord {
         patient_id: "erin".into(),
-        restecg: 2,
-        exang: 1,
+        restecg: Some(2),
+        exang: Some(1),
         ca: Some(3),
         thal: Some(8),
         ..patient(61)
@@ -162,10 +163,7 @@ fn a_csv_is_scored_to_jsonl_with_rejects_like_the_dead_letters_and_a_summary() {
     assert_eq!(rejected[0]["row"], "bob,500,1,4,130,250,0,0,150,0,1,2,0,9");
     // A record with a missing or mistyped value never reaches the stream; /predict's wording.
     assert_eq!(rejected[1]["reason"], "missing_field");
-    assert_eq!(
-        rejected[1]["message"],
-        "cp = \"x\" is not an integer; chol is missing"
-    );
+    assert_eq!(rejected[1]["message"], "cp = \"x\" is not an integer");
 
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("score-file: 6 rows in"), "{stderr}");
@@ -201,7 +199,7 @@ fn csv_output_has_the_prediction_columns_and_the_same_values() {
     assert_eq!(
         lines.next(),
         Some(
-            "patient_id,event_time,scored_at,probability,label,risk_level,model_name,model_version"
+            "patient_id,event_time,scored_at,probability,label,risk_level,model_name,model_version,imputed_fields"
         )
     );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();

@@ -293,7 +293,7 @@ fn bad_records_go_to_the_dead_letter_topic_with_their_reason() {
     let good = fixtures::patient(50);
     let good_bytes = heart_schemas::AvroRecord::encode(&good).unwrap();
     let out_of_range = heart_schemas::AvroRecord::encode(&PatientRecord {
-        age: 500,
+        age: Some(500),
         ..fixtures::patient(50)
     })
     .unwrap();

@@ -242,3 +242,161 @@ fn a_missing_output_subject_is_a_startup_error_that_names_it() {
     assert!(log.contains(&value_subject(&t.predictions)), "{log}");
     assert!(log.contains("--schema-registry-auto-register"), "{log}");
 }
+
+/// `record` written with PatientRecord schema version 1 (every attribute but ca and thal
+/// required), behind `framing`'s header. `record` must have the 11 attributes set.
+fn version_1(record: &PatientRecord, framing: Framing) -> Vec<u8> {
+    let v1 = &PatientRecord::schema_info().earlier[0];
+    let int = |v: Option<i32>| Value::Int(v.unwrap());
+    let double = |v: Option<f64>| Value::Double(v.unwrap());
+    let opt = |v: Option<i32>| match v {
+        Some(x) => Value::Union(1, Box::new(Value::Int(x))),
+        None => Value::Union(0, Box::new(Value::Null)),
+    };
+    let value = Value::Record(vec![
+        (
+            "patient_id".into(),
+            Value::String(record.patient_id.clone()),
+        ),
+        (
+            "event_time".into(),
+            Value::TimestampMillis(record.event_time),
+        ),
+        ("age".into(), int(record.age)),
+        ("sex".into(), int(record.sex)),
+        ("cp".into(), int(record.cp)),
+        ("trestbps".into(), double(record.trestbps)),
+        ("chol".into(), double(record.chol)),
+        ("fbs".into(), int(record.fbs)),
+        ("restecg".into(), int(record.restecg)),
+        ("thalach".into(), double(record.thalach)),
+        ("exang".into(), int(record.exang)),
+        ("oldpeak".into(), double(record.oldpeak)),
+        ("slope".into(), int(record.slope)),
+        ("ca".into(), opt(record.ca)),
+        ("thal".into(), opt(record.thal)),
+    ]);
+    let mut out = match framing {
+        Framing::SingleObject => {
+            let mut h = vec![0xC3, 0x01];
+            h.extend_from_slice(&v1.fingerprint);
+            h
+        }
+        Framing::Confluent { id } => {
+            let mut h = vec![0];
+            h.extend_from_slice(&id.to_be_bytes());
+            h
+        }
+    };
+    out.extend(apache_avro::to_avro_datum(&v1.schema, value).unwrap());
+    out
+}
+
+#[test]
+fn records_missing_attributes_in_both_schema_versions_and_framings_are_imputed_and_named() {
+    let registry = StandIn::start();
+    let client = registry.registry();
+    let t = Topics::create("missing", 2);
+    let subject = value_subject(&t.patients);
+    let v1_id = client
+        .register(&subject, PatientRecord::schema_info().earlier[0].text)
+        .unwrap();
+    let v2_id = client
+        .register(&subject, PatientRecord::schema_info().text)
+        .unwrap();
+    assert_ne!(v1_id, v2_id);
+
+    support::publish_model(&t.models, &fixtures::model_version(1, 1.2));
+    let mut scorer = Scorer::start(
+        &t,
+        &support::unique("tx"),
+        &["--schema-registry-url", registry.url()],
+    );
+    scorer.wait_ready(WAIT);
+
+    let no_exercise_test = PatientRecord {
+        slope: None,
+        ca: None,
+        thal: None,
+        chol: None,
+        ..patient("v2-single".into())
+    };
+    let no_fbs = PatientRecord {
+        fbs: None,
+        ca: None,
+        ..patient("v2-confluent".into())
+    };
+    let v1_nulls = PatientRecord {
+        ca: None,
+        thal: None,
+        ..patient("v1-single".into())
+    };
+    let v1_zero_chol = PatientRecord {
+        chol: Some(0.0), // version 1 had no null: 0 was how a site said "not measured"
+        thal: None,
+        ..patient("v1-confluent".into())
+    };
+    let no_age = PatientRecord {
+        age: None,
+        ..patient("no-age".into())
+    };
+    let sent = [
+        (no_exercise_test.encode().unwrap(), &no_exercise_test),
+        (confluent(&no_fbs, v2_id), &no_fbs),
+        (version_1(&v1_nulls, Framing::SingleObject), &v1_nulls),
+        (
+            version_1(&v1_zero_chol, Framing::Confluent { id: v1_id }),
+            &v1_zero_chol,
+        ),
+        (no_age.encode().unwrap(), &no_age),
+    ];
+    let records: Vec<_> = sent
+        .iter()
+        .map(|(v, r)| (Some(r.patient_id.clone().into_bytes()), Some(v.clone())))
+        .collect();
+    Sender::new().send(&t.patients, &records);
+
+    let out = read_committed(&t.predictions, 4, WAIT, SETTLE);
+    let imputed: BTreeSet<(String, String)> = out
+        .iter()
+        .map(|read| {
+            let p = Prediction::decode(read.value.as_deref().unwrap()).unwrap();
+            (p.patient_id, p.imputed_fields.to_string())
+        })
+        .collect();
+    let want: BTreeSet<(String, String)> = [
+        ("v2-single", "chol, slope, ca, thal"),
+        ("v2-confluent", "fbs, ca"),
+        ("v1-single", "ca, thal"),
+        ("v1-confluent", "chol, thal"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(imputed, want);
+    assert_eq!(out.len(), 4, "exactly once");
+
+    let dead = read_committed(&t.dead_letters, 1, WAIT, SETTLE);
+    assert_eq!(dead.len(), 1);
+    let letter = DeadLetter::decode(dead[0].value.as_deref().unwrap()).unwrap();
+    assert_eq!(letter.reason, "too_many_missing");
+    assert_eq!(
+        letter.message,
+        "missing age (1 of 13); age may never be imputed"
+    );
+
+    scorer.wait_metric(
+        "scorer_imputed_fields_total",
+        "field=\"ca\"",
+        |v| v >= 3.0,
+        WAIT,
+    );
+    assert_eq!(
+        scorer.metric("scorer_imputed_fields_total", "field=\"thal\""),
+        Some(3.0)
+    );
+    assert_eq!(
+        scorer.metric("scorer_imputed_fields_total", "field=\"age\""),
+        Some(0.0)
+    );
+}

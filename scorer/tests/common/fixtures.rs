@@ -5,27 +5,28 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use heart_model::{Algorithm, Artifact, Estimator, Model, Preprocessor};
-use heart_schemas::{ModelVersion, PatientRecord, RiskThresholds};
+use heart_schemas::{ModelVersion, PatientRecord};
 use heart_scorer::http::AppState;
 use heart_scorer::metrics::Metrics;
 use heart_scorer::model_store::ModelStore;
+use heart_scorer::score::Rules;
 use heart_scorer::status::PipelineStatus;
 
 pub fn patient(age: i32) -> PatientRecord {
     PatientRecord {
         patient_id: format!("p-{age}"),
         event_time: 1_700_000_000_000,
-        age,
-        sex: 1,
-        cp: 4,
-        trestbps: 130.0,
-        chol: 250.0,
-        fbs: 0,
-        restecg: 0,
-        thalach: 150.0,
-        exang: 0,
-        oldpeak: 1.0,
-        slope: 2,
+        age: Some(age),
+        sex: Some(1),
+        cp: Some(4),
+        trestbps: Some(130.0),
+        chol: Some(250.0),
+        fbs: Some(0),
+        restecg: Some(0),
+        thalach: Some(150.0),
+        exang: Some(0),
+        oldpeak: Some(1.0),
+        slope: Some(2),
         ca: Some(0),
         thal: Some(3),
     }
@@ -76,7 +77,7 @@ impl TestApp {
             state: AppState {
                 store,
                 metrics,
-                thresholds: RiskThresholds::default(),
+                rules: Rules::default(),
                 status: Arc::new(PipelineStatus::default()),
                 kafka: false,
                 max_body_bytes: 4096,
