@@ -22,14 +22,17 @@ pub enum Algorithm {
     DecisionTree,
     /// Bagged linfa-trees trees.
     RandomForest,
+    /// Gradient-boosted trees ([`crate::Estimator::Boosted`]).
+    GradientBoosting,
 }
 
 impl Algorithm {
     /// Every algorithm.
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 4] = [
         Self::LogisticRegression,
         Self::DecisionTree,
         Self::RandomForest,
+        Self::GradientBoosting,
     ];
 
     /// Stable snake_case name.
@@ -38,6 +41,7 @@ impl Algorithm {
             Self::LogisticRegression => "logistic_regression",
             Self::DecisionTree => "decision_tree",
             Self::RandomForest => "random_forest",
+            Self::GradientBoosting => "gradient_boosting",
         }
     }
 }

@@ -16,9 +16,10 @@ pub enum Node {
         /// Index of the right child; always greater than this node's index.
         right: u32,
     },
-    /// A leaf: the fraction of positive training samples that reached it.
+    /// A leaf: the fraction of positive training samples that reached it; in a tree of
+    /// [`Estimator::Boosted`], a raw score on the log-odds scale instead.
     Leaf {
-        /// Probability of the positive class.
+        /// Probability of the positive class (a boosted tree: its raw score, any finite value).
         probability: f64,
     },
 }
@@ -31,7 +32,8 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// Probability of the positive class for encoded features `x`.
+    /// The value of the leaf `x` reaches: the probability of the positive class (a boosted
+    /// tree: its raw score).
     ///
     /// # Panics
     /// If the tree breaks its invariants (see [`Tree::check`]); loaders check first.
@@ -62,17 +64,42 @@ impl Tree {
     /// # Errors
     /// A description of the first broken invariant.
     pub fn check(&self, width: usize) -> Result<(), String> {
+        self.check_nodes(width, |probability| {
+            if (0.0..=1.0).contains(&probability) {
+                Ok(())
+            } else {
+                Err(format!("leaf probability {probability} outside [0, 1]"))
+            }
+        })
+    }
+
+    /// As [`Tree::check`], for a tree of raw scores ([`Estimator::Boosted`]): leaves hold any
+    /// finite value.
+    ///
+    /// # Errors
+    /// A description of the first broken invariant.
+    pub fn check_scores(&self, width: usize) -> Result<(), String> {
+        self.check_nodes(width, |score| {
+            if score.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("leaf score {score} is not finite"))
+            }
+        })
+    }
+
+    fn check_nodes(
+        &self,
+        width: usize,
+        leaf: impl Fn(f64) -> Result<(), String>,
+    ) -> Result<(), String> {
         if self.nodes.is_empty() {
             return Err("empty tree".to_owned());
         }
         for (i, node) in self.nodes.iter().enumerate() {
             match node {
                 Node::Leaf { probability } => {
-                    if !(0.0..=1.0).contains(probability) {
-                        return Err(format!(
-                            "node {i}: leaf probability {probability} outside [0, 1]"
-                        ));
-                    }
+                    leaf(*probability).map_err(|e| format!("node {i}: {e}"))?;
                 }
                 Node::Split {
                     feature,
@@ -113,6 +140,16 @@ pub enum Estimator {
         /// The trees.
         trees: Vec<Tree>,
     },
+    /// Gradient-boosted trees: `p = sigmoid(base_score + learning_rate × Σ tree(x))`, where
+    /// each tree's leaves hold raw scores on the log-odds scale.
+    Boosted {
+        /// The starting log-odds (the training data's, `ln(positives / negatives)`).
+        base_score: f64,
+        /// Shrinkage applied to every tree's score; finite and positive.
+        learning_rate: f64,
+        /// The trees, in the order they were fitted.
+        trees: Vec<Tree>,
+    },
 }
 
 impl Estimator {
@@ -129,6 +166,13 @@ impl Estimator {
             Self::Forest { trees } => {
                 trees.iter().map(|t| t.predict(x)).sum::<f64>() / trees.len() as f64
             }
+            Self::Boosted {
+                base_score,
+                learning_rate,
+                trees,
+            } => sigmoid(
+                base_score + learning_rate * trees.iter().map(|t| t.predict(x)).sum::<f64>(),
+            ),
         }
     }
 
@@ -155,6 +199,26 @@ impl Estimator {
                     .iter()
                     .enumerate()
                     .try_for_each(|(i, t)| t.check(width).map_err(|e| format!("tree {i}: {e}")))
+            }
+            Self::Boosted {
+                base_score,
+                learning_rate,
+                trees,
+            } => {
+                if trees.is_empty() {
+                    return Err("boosted model has no trees".to_owned());
+                }
+                if !base_score.is_finite() {
+                    return Err(format!("base score {base_score} is not finite"));
+                }
+                if !(learning_rate.is_finite() && *learning_rate > 0.0) {
+                    return Err(format!(
+                        "learning rate {learning_rate} is not finite and positive"
+                    ));
+                }
+                trees.iter().enumerate().try_for_each(|(i, t)| {
+                    t.check_scores(width).map_err(|e| format!("tree {i}: {e}"))
+                })
             }
         }
     }
@@ -228,6 +292,93 @@ mod tests {
             ],
         };
         assert_eq!(f.predict(&[0.0, 0.0]), 0.625);
+    }
+
+    /// Leaves -1 (x1 <= 0.5) and +2, and a single-leaf tree of +1.
+    fn boosted() -> Estimator {
+        Estimator::Boosted {
+            base_score: -0.25,
+            learning_rate: 0.5,
+            trees: vec![
+                Tree {
+                    nodes: vec![
+                        Node::Split {
+                            feature: 1,
+                            threshold: 0.5,
+                            left: 1,
+                            right: 2,
+                        },
+                        Node::Leaf { probability: -1.0 },
+                        Node::Leaf { probability: 2.0 },
+                    ],
+                },
+                Tree {
+                    nodes: vec![Node::Leaf { probability: 1.0 }],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn boosted_is_sigmoid_of_base_plus_shrunk_tree_scores() {
+        let e = boosted();
+        // Left: -0.25 + 0.5 × (-1 + 1) = -0.25; right: -0.25 + 0.5 × (2 + 1) = 1.25.
+        assert_eq!(e.predict(&[0.0, 0.0]), sigmoid(-0.25));
+        assert_eq!(e.predict(&[0.0, 0.9]), sigmoid(1.25));
+        assert!((e.predict(&[0.0, 0.0]) - 0.437_823_499_114_201_93).abs() < 1e-15);
+        assert!((e.predict(&[0.0, 0.9]) - 0.777_299_861_174_691_1).abs() < 1e-15);
+        e.check(2).unwrap();
+    }
+
+    #[test]
+    fn boosted_leaves_are_scores_not_probabilities() {
+        let Estimator::Boosted { trees, .. } = boosted() else {
+            unreachable!()
+        };
+        assert!(trees[0].check_scores(2).is_ok());
+        assert!(
+            trees[0].check(2).unwrap_err().contains("outside [0, 1]"),
+            "a score of 2 is no probability"
+        );
+        let forest = Estimator::Forest { trees };
+        assert!(forest.check(2).is_err());
+    }
+
+    #[test]
+    fn boosted_check_rejects_bad_scalars_scores_and_widths() {
+        let with = |f: fn(&mut f64, &mut f64, &mut Vec<Tree>)| {
+            let mut e = boosted();
+            if let Estimator::Boosted {
+                base_score,
+                learning_rate,
+                trees,
+            } = &mut e
+            {
+                f(base_score, learning_rate, trees);
+            }
+            e.check(2)
+        };
+        assert!(with(|_, _, _| ()).is_ok());
+        assert!(
+            with(|b, _, _| *b = f64::NAN)
+                .unwrap_err()
+                .contains("base score")
+        );
+        assert!(
+            with(|_, l, _| *l = 0.0)
+                .unwrap_err()
+                .contains("learning rate")
+        );
+        assert!(with(|_, l, _| *l = f64::INFINITY).is_err());
+        assert!(with(|_, _, t| t.clear()).unwrap_err().contains("no trees"));
+        assert!(
+            with(|_, _, t| t[1].nodes[0] = Node::Leaf {
+                probability: f64::INFINITY
+            })
+            .unwrap_err()
+            .contains("tree 1: node 0: leaf score inf")
+        );
+        assert!(boosted().check(1).is_err(), "feature 1 needs width 2");
     }
 
     #[test]

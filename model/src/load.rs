@@ -202,7 +202,7 @@ mod tests {
 
     use super::*;
     use crate::artifact::Algorithm;
-    use crate::estimator::Estimator;
+    use crate::estimator::{Estimator, Node, Tree, sigmoid};
     use crate::preprocess::Preprocessor;
 
     fn rows() -> Vec<[Option<f64>; N_FIELDS]> {
@@ -327,6 +327,74 @@ mod tests {
             Model::load(v),
             Err(ModelLoadError::EnvelopeMismatch { field: "name", .. })
         ));
+    }
+
+    /// `artifact()` with a hand-built boosted estimator on column 0 (standardised age).
+    fn boosted_artifact() -> Artifact {
+        let mut a = artifact();
+        a.algorithm = Algorithm::GradientBoosting;
+        a.estimator = Estimator::Boosted {
+            base_score: 0.2,
+            learning_rate: 0.1,
+            trees: vec![
+                Tree {
+                    nodes: vec![
+                        Node::Split {
+                            feature: 0,
+                            threshold: 0.0,
+                            left: 1,
+                            right: 2,
+                        },
+                        Node::Leaf { probability: -1.5 },
+                        Node::Leaf { probability: 2.5 },
+                    ],
+                },
+                Tree {
+                    nodes: vec![Node::Leaf { probability: 0.75 }],
+                },
+            ],
+        };
+        a.set_golden(&rows());
+        a
+    }
+
+    #[test]
+    fn a_boosted_artifact_round_trips_with_hand_computed_probabilities() {
+        let a = boosted_artifact();
+        let v = a.to_version(3, 0, "t").unwrap();
+        assert_eq!(v.algorithm, "gradient_boosting");
+        let model = Model::load(v).unwrap();
+        assert_eq!(model.artifact, a);
+        // Ages 40..=49 standardise around 44.5: the young half go left.
+        // Left: 0.2 + 0.1 × (-1.5 + 0.75) = 0.125; right: 0.2 + 0.1 × (2.5 + 0.75) = 0.525.
+        let (left, right) = (sigmoid(0.125), sigmoid(0.525));
+        assert!((left - 0.531_209_373_373_756_3).abs() < 1e-15);
+        assert!((right - 0.628_316_188_295_366_3).abs() < 1e-15);
+        for (i, row) in rows().iter().enumerate() {
+            let p = model.predict_features(row).probability;
+            assert_eq!(p, a.golden[i].probability);
+            let expected = if i < 5 { left } else { right };
+            assert!((p - expected).abs() < 1e-15, "row {i}: {p}");
+        }
+    }
+
+    #[test]
+    fn a_boosted_artifact_with_a_changed_leaf_score_fails_golden_vectors() {
+        let mut a = boosted_artifact();
+        if let Estimator::Boosted { trees, .. } = &mut a.estimator {
+            trees[1].nodes[0] = Node::Leaf { probability: 0.5 };
+        }
+        let err = Model::load(a.to_version(1, 0, "t").unwrap()).unwrap_err();
+        assert!(
+            matches!(err, ModelLoadError::GoldenMismatch { .. }),
+            "{err}"
+        );
+        let mut b = boosted_artifact();
+        if let Estimator::Boosted { learning_rate, .. } = &mut b.estimator {
+            *learning_rate = -0.1;
+        }
+        let err = Model::load(b.to_version(1, 0, "t").unwrap()).unwrap_err();
+        assert!(matches!(err, ModelLoadError::Invalid(_)), "{err}");
     }
 
     #[test]

@@ -10,7 +10,9 @@ use heart_model::preprocess::MAX_WIDTH;
 use heart_model::{Estimator, Preprocessor};
 use heart_trainer::data::{self, Dataset};
 use heart_trainer::evaluate::{MeanStd, roc_auc, stratified_folds, train_indices};
-use heart_trainer::trees::{ForestParams, MaxFeatures, TreeParams, fit_forest};
+use heart_trainer::trees::{
+    BoostingParams, ForestParams, MaxFeatures, TreeParams, fit_boosting, fit_forest,
+};
 use ndarray::Array2;
 
 const FOLDS: usize = 5;
@@ -48,6 +50,28 @@ fn main() -> anyhow::Result<()> {
                         max_features.label()
                     );
                     candidates.push((label, Box::new(move |x, y, s| fit_forest(x, y, &p, s))));
+                }
+            }
+        }
+    }
+    for n_estimators in [100, 200, 400] {
+        for learning_rate in [0.02, 0.05, 0.1] {
+            for max_depth in [1, 2, 3] {
+                for subsample in [0.5, 0.8, 1.0] {
+                    let p = BoostingParams {
+                        n_estimators,
+                        learning_rate,
+                        subsample,
+                        tree: TreeParams {
+                            max_depth: Some(max_depth),
+                            min_samples_leaf: 5,
+                            max_features: MaxFeatures::All,
+                        },
+                    };
+                    let label = format!(
+                        "boosting n_estimators={n_estimators} learning_rate={learning_rate} max_depth={max_depth} subsample={subsample} min_samples_leaf=5"
+                    );
+                    candidates.push((label, Box::new(move |x, y, s| fit_boosting(x, y, &p, s))));
                 }
             }
         }

@@ -97,8 +97,14 @@ mod tests {
             ..ForestParams::default()
         };
         let a = fit_forest(x.view(), &y, &params, 11).unwrap();
-        assert_eq!(a, fit_forest(x.view(), &y, &params, 11).unwrap());
-        assert_ne!(a, fit_forest(x.view(), &y, &params, 12).unwrap());
+        assert!(
+            a == fit_forest(x.view(), &y, &params, 11).unwrap(),
+            "same seed, same forest"
+        );
+        assert!(
+            a != fit_forest(x.view(), &y, &params, 12).unwrap(),
+            "another seed, another"
+        );
         assert_eq!(trees(&a).len(), 30);
         a.check(5).unwrap();
         let correct = (0..200)

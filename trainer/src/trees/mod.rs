@@ -1,13 +1,16 @@
 //! Our own tree learners, fitted straight into heart-model estimators: a CART learner with
-//! per-split feature sampling ([`cart`]) and a random forest on it ([`forest`]).
+//! per-split feature sampling ([`cart`]), a random forest on it ([`forest`]) and log-loss gradient
+//! boosting on it ([`boosting`]).
 //!
 //! They take the dense encoded matrix heart-model's `Preprocessor` produces (one row per sample)
 //! and are deterministic from their seed: the same data, parameters and seed give the same trees,
 //! bit for bit.
 
+pub mod boosting;
 pub mod cart;
 pub mod forest;
 
+pub use boosting::{BoostingParams, fit_boosting};
 pub use cart::{MaxFeatures, TreeParams, fit_tree};
 pub use forest::{ForestParams, fit_forest};
 
@@ -52,13 +55,18 @@ pub enum FitError {
         /// The allowed range.
         allowed: &'static str,
     },
+    /// Boosting starts from the training log-odds, which are infinite with one class.
+    #[error("all {0} training targets are one class; boosting needs both")]
+    OneClass(usize),
 }
 
-/// The training matrix, checked, held column by column for the split search.
+/// The training matrix, checked, held both ways: rows for prediction, columns for split search.
 #[derive(Debug)]
 pub(crate) struct Matrix {
     pub n_rows: usize,
     pub n_cols: usize,
+    /// Row-major.
+    pub rows: Vec<f64>,
     /// Column-major.
     pub cols: Vec<f64>,
 }
@@ -88,8 +96,14 @@ impl Matrix {
         Ok(Self {
             n_rows,
             n_cols,
+            rows: x.iter().copied().collect(),
             cols: x.t().iter().copied().collect(),
         })
+    }
+
+    /// Row `i`.
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.rows[i * self.n_cols..(i + 1) * self.n_cols]
     }
 
     /// Column `j`.
