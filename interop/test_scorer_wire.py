@@ -227,3 +227,34 @@ def test_fastavro_single_object_records_are_scored_and_outputs_decode(bootstrap,
     assert len(dead) == 1
     letter = read_single_object(dead_schema, dead[0].value())
     assert letter["reason"] == "out_of_range", letter
+
+
+def test_fastavro_records_of_both_schema_versions_and_with_missing_values_are_scored(
+    bootstrap, scorer, topics
+):
+    """fastavro writes PatientRecord schema version 1 (every attribute but ca and thal required)
+    and version 2 with attributes left null; the scorer reads both and names what it imputed."""
+    scorer()
+    load = lambda name: parse_schema(json.loads((SCHEMAS / f"{name}.avsc").read_text()))
+    v1, v2, prediction_schema = load("patient_record_v1"), load("patient_record"), load("prediction")
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    want = {}
+    for i, (pid, row) in enumerate(list(uci_rows())[:40]):
+        record = patient(pid, row)
+        if i % 2 == 0:
+            value = single_object(v1, record)
+            missing = [f for f in ("ca", "thal") if record[f] is None]
+        else:
+            record = dict(record, chol=None, slope=None, thalach=None)
+            value = single_object(v2, record)
+            missing = [f for f in FIELDS if record[f] is None]
+        producer.produce(topics["patients"], key=pid.encode(), value=value)
+        want[pid] = missing
+    assert producer.flush(30) == 0
+
+    seen = {}
+    for msg in consume(bootstrap, topics["predictions"], len(want)):
+        p = read_single_object(prediction_schema, msg.value())
+        assert p["patient_id"] not in seen, f"duplicate {p['patient_id']}"
+        seen[p["patient_id"]] = p["imputed_fields"]
+    assert seen == want
