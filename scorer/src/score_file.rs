@@ -234,6 +234,8 @@ pub struct Summary {
     pub rejected: BTreeMap<&'static str, u64>,
     /// Predictions per risk level, in [`RiskLevel::ALL`] order.
     pub levels: [u64; 3],
+    /// Predictions that imputed each attribute, in `FIELDS` order.
+    pub imputed: [u64; N_FIELDS],
     /// Time from the first row read to the last output flushed.
     pub elapsed: Duration,
     /// The model version used.
@@ -268,6 +270,15 @@ impl fmt::Display for Summary {
             .map(|(level, n)| format!("{level} {n}"))
             .collect();
         writeln!(f, "  scored   {} ({})", self.scored, levels.join(", "))?;
+        let imputed: Vec<String> = FIELDS
+            .iter()
+            .zip(self.imputed)
+            .filter(|(_, n)| *n > 0)
+            .map(|(spec, n)| format!("{} {n}", spec.name))
+            .collect();
+        if !imputed.is_empty() {
+            writeln!(f, "  imputed  {}", imputed.join(", "))?;
+        }
         let reasons: Vec<String> = self
             .rejected
             .iter()
@@ -774,6 +785,9 @@ impl Sink {
         if let Some(count) = level.and_then(|i| self.summary.levels.get_mut(i)) {
             *count += 1;
         }
+        for field in p.imputed_fields.indices() {
+            self.summary.imputed[field] += 1;
+        }
         let written = match &mut self.output {
             Output::Jsonl(w) => serde_json::to_writer(&mut *w, p)
                 .map_err(io::Error::from)
@@ -1038,10 +1052,12 @@ mod tests {
             scored: 7,
             rejected: BTreeMap::from([("out_of_range", 2), (MALFORMED_ROW, 1)]),
             levels: [3, 2, 2],
+            imputed: [0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1, 0],
             elapsed: Duration::from_millis(500),
             model_version: 3,
         };
         let text = summary.to_string();
+        assert!(text.contains("imputed  chol 2, ca 1"), "{text}");
         assert!(
             text.contains("10 rows in 0.500 s (20 rows/s), model version 3"),
             "{text}"
