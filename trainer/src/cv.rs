@@ -168,7 +168,7 @@ pub(crate) mod tests {
         Params::new(RandomForestParams {
             n_trees: 15,
             max_depth: 3,
-            max_features: 0.3,
+            max_features: crate::trees::MaxFeatures::Fraction(0.3),
             min_samples_leaf: 1,
         })
     }

@@ -114,6 +114,9 @@ pub enum TrainError {
     /// linfa-trees failed.
     #[error("decision tree")]
     Tree(#[from] linfa::Error),
+    /// Our tree learner refused its input.
+    #[error("tree learner")]
+    Trees(#[from] crate::trees::FitError),
     /// A fold has too few rows of a class to evaluate.
     #[error(
         "{folds}-fold cross-validation needs at least {folds} rows of each class, found {found}"

@@ -327,8 +327,8 @@ pub fn markdown(data: &Dataset, outcome: &Outcome, seed: u64, elapsed_s: f64) ->
     let _ = writeln!(
         md,
         "\nFold assignment differs from scikit-learn's StratifiedKFold even with the same seed, so differences of ±0.005 are within fold noise. \
-         The random forest trails scikit-learn's because linfa-trees samples columns per tree (not per split) \
-         and prunes sibling leaves that share a majority class, which coarsens leaf probabilities."
+         The random forest is our own CART learner (`trees/`), which draws columns per split as scikit-learn does; \
+         the decision tree is linfa-trees."
     );
     for m in &outcome.models {
         let _ = writeln!(md, "\n## {} — grid\n", m.algorithm.code());

@@ -204,7 +204,7 @@ mod tests {
                 params: Params::new(RandomForestParams {
                     n_trees: 30,
                     max_depth: 4,
-                    max_features: 0.5,
+                    max_features: crate::trees::MaxFeatures::Fraction(0.5),
                     min_samples_leaf: 1,
                 }),
                 folds: vec![],

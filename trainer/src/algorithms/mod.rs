@@ -140,7 +140,7 @@ mod tests {
         }
         assert_eq!(grid(Algorithm::LogisticRegression).len(), 6);
         assert_eq!(grid(Algorithm::DecisionTree).len(), 15);
-        assert_eq!(grid(Algorithm::RandomForest).len(), 18);
+        assert_eq!(grid(Algorithm::RandomForest).len(), 12);
     }
 
     #[test]

@@ -1,23 +1,23 @@
-//! Bagged CART trees (linfa-trees), each on a bootstrap sample and a random subset of the
-//! encoded columns, stored as an `Estimator::Forest`.
+//! Random forest: our CART learner ([`crate::trees`]) on bootstrap samples with the columns drawn
+//! per split, as scikit-learn does; stored as an `Estimator::Forest`.
 
 use std::collections::BTreeMap;
 
 use heart_model::{Algorithm, Estimator};
 use ndarray::Array2;
-use rand::rngs::StdRng;
-use rand::seq::index::sample;
-use rand::{Rng, SeedableRng};
 
-use super::linfa_tree::fit_tree;
 use super::{Candidate, Kind, Params};
 use crate::error::TrainError;
+use crate::trees::{ForestParams, MaxFeatures, TreeParams, fit_forest};
 
 /// The kind.
 pub(super) const KIND: Kind = Kind {
     algorithm: Algorithm::RandomForest,
     grid,
 };
+
+/// Trees per forest in the grid.
+const N_TREES: usize = 300;
 
 /// Hyperparameters of a random forest.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,22 +26,22 @@ pub struct RandomForestParams {
     pub n_trees: usize,
     /// Depth limit per tree.
     pub max_depth: usize,
-    /// Fraction of encoded columns each tree sees (at least one).
-    pub max_features: f64,
-    /// Fewest bootstrap samples a split may leave in a leaf.
+    /// Columns drawn at each split.
+    pub max_features: MaxFeatures,
+    /// Fewest bootstrap samples (repeats counted) a split may leave in a leaf.
     pub min_samples_leaf: usize,
 }
 
 fn grid() -> Vec<Params> {
-    [4, 6, 8]
+    [4, 6]
         .into_iter()
         .flat_map(|max_depth| {
-            [0.15, 0.25, 0.35]
+            [MaxFeatures::Sqrt, MaxFeatures::Fraction(0.25)]
                 .into_iter()
                 .flat_map(move |max_features| {
-                    [1, 3].map(|min_samples_leaf| {
+                    [3, 5, 10].map(|min_samples_leaf| {
                         Params::new(RandomForestParams {
-                            n_trees: 200,
+                            n_trees: N_TREES,
                             max_depth,
                             max_features,
                             min_samples_leaf,
@@ -61,7 +61,7 @@ impl Candidate for RandomForestParams {
         BTreeMap::from([
             ("n_trees".to_owned(), self.n_trees.to_string()),
             ("max_depth".to_owned(), self.max_depth.to_string()),
-            ("max_features".to_owned(), self.max_features.to_string()),
+            ("max_features".to_owned(), self.max_features.label()),
             (
                 "min_samples_leaf".to_owned(),
                 self.min_samples_leaf.to_string(),
@@ -69,21 +69,17 @@ impl Candidate for RandomForestParams {
         ])
     }
 
-    /// `seed` drives the bootstraps and the column samples.
+    /// `seed` drives the bootstraps and the per-split column draws.
     fn fit(&self, x: &Array2<f64>, y: &[bool], seed: u64) -> Result<Estimator, TrainError> {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let n_cols = ((x.ncols() as f64 * self.max_features).round() as usize).clamp(1, x.ncols());
-        let trees = (0..self.n_trees)
-            .map(|_| {
-                let rows: Vec<usize> = (0..x.nrows())
-                    .map(|_| rng.gen_range(0..x.nrows()))
-                    .collect();
-                let mut cols = sample(&mut rng, x.ncols(), n_cols).into_vec();
-                cols.sort_unstable();
-                fit_tree(x, y, &rows, &cols, self.max_depth, self.min_samples_leaf)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Estimator::Forest { trees })
+        let params = ForestParams {
+            n_trees: self.n_trees,
+            tree: TreeParams {
+                max_depth: Some(self.max_depth),
+                min_samples_leaf: self.min_samples_leaf,
+                max_features: self.max_features,
+            },
+        };
+        Ok(fit_forest(x.view(), y, &params, seed)?)
     }
 }
 
@@ -95,16 +91,15 @@ mod tests {
     use heart_model::Node;
 
     #[test]
-    fn forest_trees_map_subsampled_columns_back() {
+    fn forest_splits_on_several_columns_and_fits_its_training_data() {
         let (x, y) = toy(80, 3);
-        let est = RandomForestParams {
+        let params = RandomForestParams {
             n_trees: 20,
             max_depth: 3,
-            max_features: 0.34,
+            max_features: MaxFeatures::Count(1),
             min_samples_leaf: 1,
-        }
-        .fit(&x, &y, 1)
-        .unwrap();
+        };
+        let est = params.fit(&x, &y, 1).unwrap();
         let Estimator::Forest { trees } = &est else {
             panic!("forest")
         };
@@ -122,11 +117,14 @@ mod tests {
             .collect();
         assert!(
             used.len() > 1,
-            "different trees see different columns: {used:?}"
+            "one column per split, drawn at random: {used:?}"
         );
         let correct = (0..x.nrows())
             .filter(|&i| (est.predict(x.row(i).as_slice().unwrap()) >= 0.5) == y[i])
             .count();
         assert!(correct > 60, "{correct} of 80 right on the training data");
+        assert_eq!(est, params.fit(&x, &y, 1).unwrap(), "seeded");
+        assert_ne!(est, params.fit(&x, &y, 2).unwrap(), "the seed matters");
+        assert_eq!(Params::new(params).to_map()["max_features"], "1");
     }
 }
