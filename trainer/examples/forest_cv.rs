@@ -29,13 +29,8 @@ fn main() -> anyhow::Result<()> {
     let mut candidates: Vec<(String, Fit)> = Vec::new();
     for n_trees in [500] {
         for max_depth in [None, Some(4), Some(6)] {
-            for min_samples_leaf in [5, 8, 10, 15] {
-                for max_features in [
-                    MaxFeatures::Count(2),
-                    MaxFeatures::Count(3),
-                    MaxFeatures::Sqrt,
-                    MaxFeatures::Fraction(0.25),
-                ] {
+            for min_samples_leaf in [5, 10] {
+                for max_features in [MaxFeatures::Sqrt, MaxFeatures::Fraction(0.25)] {
                     let p = ForestParams {
                         n_trees,
                         tree: TreeParams {
@@ -54,22 +49,24 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
-    for n_estimators in [100, 200, 400] {
-        for learning_rate in [0.02, 0.05, 0.1] {
-            for max_depth in [1, 2, 3] {
-                for subsample in [0.5, 0.8, 1.0] {
+    for n_estimators in [300, 600] {
+        for learning_rate in [0.02, 0.05] {
+            for (max_depth, min_samples_leaf) in [(1, 1), (1, 10), (2, 1), (2, 10)] {
+                for (subsample, max_features) in [(0.5, MaxFeatures::Sqrt), (0.8, MaxFeatures::All)]
+                {
                     let p = BoostingParams {
                         n_estimators,
                         learning_rate,
                         subsample,
                         tree: TreeParams {
                             max_depth: Some(max_depth),
-                            min_samples_leaf: 5,
-                            max_features: MaxFeatures::All,
+                            min_samples_leaf,
+                            max_features,
                         },
                     };
                     let label = format!(
-                        "boosting n_estimators={n_estimators} learning_rate={learning_rate} max_depth={max_depth} subsample={subsample} min_samples_leaf=5"
+                        "boosting n_estimators={n_estimators} learning_rate={learning_rate} max_depth={max_depth} subsample={subsample} min_samples_leaf={min_samples_leaf} max_features={}",
+                        max_features.label()
                     );
                     candidates.push((label, Box::new(move |x, y, s| fit_boosting(x, y, &p, s))));
                 }
@@ -98,8 +95,14 @@ fn main() -> anyhow::Result<()> {
     for (label, auc) in &results {
         println!("{:.4} ± {:.4}  {label}", auc.mean, auc.std);
     }
-    if let Some((label, auc)) = results.iter().max_by(|a, b| a.1.mean.total_cmp(&b.1.mean)) {
-        println!("best: {:.4}  {label}", auc.mean);
+    for kind in ["forest", "boosting"] {
+        if let Some((label, auc)) = results
+            .iter()
+            .filter(|(label, _)| label.starts_with(kind))
+            .max_by(|a, b| a.1.mean.total_cmp(&b.1.mean))
+        {
+            println!("best {kind}: {:.4}  {label}", auc.mean);
+        }
     }
     Ok(())
 }
