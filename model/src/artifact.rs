@@ -16,11 +16,11 @@ pub const PAYLOAD_FORMAT: &str = "heart-model/postcard/v1";
 /// Which learning algorithm produced an estimator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Algorithm {
-    /// linfa-logistic.
+    /// L2-regularised logistic regression (fitted with linfa-logistic).
     LogisticRegression,
-    /// A single linfa-trees tree.
+    /// A single CART tree.
     DecisionTree,
-    /// Bagged linfa-trees trees.
+    /// Bagged CART trees with columns drawn per split ([`crate::Estimator::Forest`]).
     RandomForest,
     /// Gradient-boosted trees ([`crate::Estimator::Boosted`]).
     GradientBoosting,
