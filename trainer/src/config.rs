@@ -342,6 +342,7 @@ mod tests {
             ("logistic_regression", Algorithm::LogisticRegression),
             ("decision_tree", Algorithm::DecisionTree),
             ("random_forest", Algorithm::RandomForest),
+            ("gradient_boosting", Algorithm::GradientBoosting),
         ] {
             let (ship, valid) = parse(v);
             assert_eq!(ship.unwrap(), Ship::Algorithm(a));
@@ -349,13 +350,10 @@ mod tests {
         }
         assert_eq!(parse("best").0.unwrap(), Ship::Best);
         assert!(Config::try_parse_from(["trainer", "train", "--algorithm", "svm"]).is_err());
-        if crate::algorithms::by_code("gradient_boosting").is_none() {
-            let err = parse("gradient_boosting").1.unwrap_err();
-            assert_eq!(
-                err.to_string(),
-                "gradient_boosting is not available in this build"
-            );
-        }
+        assert_eq!(
+            ConfigError::AlgorithmUnavailable("gradient_boosting").to_string(),
+            "gradient_boosting is not available in this build"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! from there.
 
 mod decision_tree;
+mod gradient_boosting;
 mod linfa_tree;
 mod logistic_regression;
 mod random_forest;
@@ -19,6 +20,7 @@ use ndarray::Array2;
 use crate::error::TrainError;
 
 pub use decision_tree::DecisionTreeParams;
+pub use gradient_boosting::GradientBoostingParams;
 pub use logistic_regression::LogisticRegressionParams;
 pub use random_forest::RandomForestParams;
 
@@ -101,6 +103,7 @@ pub const KINDS: &[Kind] = &[
     logistic_regression::KIND,
     decision_tree::KIND,
     random_forest::KIND,
+    gradient_boosting::KIND,
 ];
 
 /// The kind of `algorithm`, if this build can train it.
@@ -141,6 +144,7 @@ mod tests {
         assert_eq!(grid(Algorithm::LogisticRegression).len(), 6);
         assert_eq!(grid(Algorithm::DecisionTree).len(), 15);
         assert_eq!(grid(Algorithm::RandomForest).len(), 12);
+        assert_eq!(grid(Algorithm::GradientBoosting).len(), 8);
     }
 
     #[test]

@@ -31,11 +31,13 @@ fn train_writes_report_plots_and_a_verifying_model_that_meets_the_bar() {
         "candidates/logistic_regression.avro",
         "candidates/decision_tree.avro",
         "candidates/random_forest.avro",
+        "candidates/gradient_boosting.avro",
         "roc_curves.png",
         "roc_folds.png",
         "confusion_logistic_regression.png",
         "confusion_decision_tree.png",
         "confusion_random_forest.png",
+        "confusion_gradient_boosting.png",
         "reliability.png",
         "missing_fields.png",
     ] {
@@ -43,7 +45,12 @@ fn train_writes_report_plots_and_a_verifying_model_that_meets_the_bar() {
     }
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    for model in ["logistic_regression", "decision_tree", "random_forest"] {
+    for model in [
+        "logistic_regression",
+        "decision_tree",
+        "random_forest",
+        "gradient_boosting",
+    ] {
         let m = &report["models"][model];
         assert!(m["best_params"].is_object(), "{model} best_params");
         for metric in ["roc_auc", "accuracy", "precision", "recall", "f1", "brier"] {
@@ -115,7 +122,12 @@ fn train_algorithm_ships_that_kind_and_writes_every_candidate_loadable() {
     };
     let shipped = load("model.avro");
     assert_eq!(shipped.version.algorithm, "decision_tree");
-    for model in ["logistic_regression", "decision_tree", "random_forest"] {
+    for model in [
+        "logistic_regression",
+        "decision_tree",
+        "random_forest",
+        "gradient_boosting",
+    ] {
         let candidate = load(&format!("candidates/{model}.avro"));
         assert_eq!(candidate.version.algorithm, model);
         assert_eq!(candidate.version.version, 0, "unpublished");
@@ -128,27 +140,24 @@ fn train_algorithm_ships_that_kind_and_writes_every_candidate_loadable() {
     assert_eq!(report["best"]["model"], "decision_tree");
     assert_eq!(
         report["artifact"]["candidates"].as_array().unwrap().len(),
-        3
+        4
     );
 
-    let unavailable = support::trainer(&[
+    let gb = out.join("gb");
+    run_trainer(&[
         "train",
         "--data",
         cleveland().to_str().unwrap(),
         "--out",
-        out.join("gb").to_str().unwrap(),
+        gb.to_str().unwrap(),
+        "--folds",
+        "3",
         "--algorithm",
         "gradient_boosting",
     ]);
-    if heart_trainer::algorithms::by_code("gradient_boosting").is_none() {
-        assert!(!unavailable.status.success());
-        let stderr = String::from_utf8_lossy(&unavailable.stderr);
-        assert!(
-            stderr.contains("gradient_boosting is not available in this build"),
-            "stderr: {stderr}"
-        );
-        assert!(!out.join("gb").join("model.avro").exists());
-    }
+    let bytes = std::fs::read(gb.join("model.avro")).unwrap();
+    let boosted = Model::load(ModelVersion::decode(&bytes).unwrap()).unwrap();
+    assert_eq!(boosted.version.algorithm, "gradient_boosting");
 }
 
 #[test]
