@@ -190,7 +190,8 @@ impl ImputationPolicy {
     pub const DEFAULT_MAX_IMPUTED: usize = 6;
     /// Attributes never imputed by default: age and sex are known for every patient who is
     /// admitted (a record without them is a broken feed, not a missing test), and the chest pain
-    /// type is the presenting complaint and the strongest single predictor.
+    /// type is the presenting complaint, whose loss raises the Brier score most of any single
+    /// attribute in the trainer's masked-field table.
     pub const DEFAULT_NEVER: [&'static str; 3] = ["age", "sex", "cp"];
 
     /// A policy imputing at most `max_imputed` attributes and never those in `never`.

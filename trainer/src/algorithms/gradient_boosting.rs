@@ -16,8 +16,11 @@ pub(super) const KIND: Kind = Kind {
     grid,
 };
 
-/// Fraction of rows each stage is fitted on.
-const SUBSAMPLE: f64 = 0.8;
+/// Fraction of rows each stage is fitted on. On Cleveland, small slow stages on half the rows
+/// with a column sample per split (stochastic boosting of stumps) beat deeper, faster ones:
+/// CV ROC-AUC 0.920 against 0.914 for depth 2-3, learning rate 0.05-0.1, subsample 0.8
+/// (trainer/examples/forest_cv.rs measures the neighbourhood).
+const SUBSAMPLE: f64 = 0.5;
 
 /// Hyperparameters of gradient boosting.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,11 +36,11 @@ pub struct GradientBoostingParams {
 }
 
 fn grid() -> Vec<Params> {
-    [100, 200]
+    [300, 600]
         .into_iter()
         .flat_map(|n_estimators| {
-            [0.05, 0.1].into_iter().flat_map(move |learning_rate| {
-                [2, 3].map(|max_depth| {
+            [0.02, 0.05].into_iter().flat_map(move |learning_rate| {
+                [1, 2].map(|max_depth| {
                     Params::new(GradientBoostingParams {
                         n_estimators,
                         learning_rate,
@@ -73,7 +76,7 @@ impl Candidate for GradientBoostingParams {
             tree: TreeParams {
                 max_depth: Some(self.max_depth),
                 min_samples_leaf: 1,
-                max_features: MaxFeatures::All,
+                max_features: MaxFeatures::Sqrt,
             },
         };
         Ok(fit_boosting(x.view(), y, &params, seed)?)

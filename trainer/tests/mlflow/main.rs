@@ -85,7 +85,12 @@ fn train_logs_a_run_with_nested_candidates_artifacts_and_a_champion_model_versio
     names.sort();
     assert_eq!(
         names,
-        ["decision_tree", "logistic_regression", "random_forest"]
+        [
+            "decision_tree",
+            "gradient_boosting",
+            "logistic_regression",
+            "random_forest"
+        ]
     );
     for r in &nested {
         let algorithm = r.param("algorithm").unwrap();
@@ -128,6 +133,9 @@ fn train_logs_a_run_with_nested_candidates_artifacts_and_a_champion_model_versio
         "confusion_logistic_regression.png",
         "confusion_decision_tree.png",
         "confusion_random_forest.png",
+        "confusion_gradient_boosting.png",
+        "reliability.png",
+        "missing_fields.png",
     ] {
         assert!(root.iter().any(|p| p == file), "{file} not in {root:?}");
     }
