@@ -388,9 +388,41 @@ pub fn roc_curves(
     title: &str,
     curves: &[(String, Vec<(f64, f64)>)],
 ) -> Result<(), PlotError> {
+    unit_square_lines(
+        file,
+        UnitSquare {
+            title,
+            x_desc: "false positive rate (1 − specificity)",
+            y_desc: "true positive rate (sensitivity)",
+            diagonal: "chance (AUC 0.5)",
+            legend: SeriesLabelPosition::LowerRight,
+            markers: false,
+        },
+        curves,
+    )
+}
+
+/// What differs between the two charts of curves on the unit square (ROC, reliability).
+struct UnitSquare<'a> {
+    title: &'a str,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    /// Legend text of the dashed diagonal.
+    diagonal: &'a str,
+    legend: SeriesLabelPosition,
+    /// Mark each point (reliability bins) as well as the line through them.
+    markers: bool,
+}
+
+/// One line per curve on [0, 1]², with the diagonal and a legend.
+fn unit_square_lines(
+    file: &Path,
+    chart_spec: UnitSquare<'_>,
+    curves: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), PlotError> {
     let root = canvas(file, (850, 800))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT, 26))
+        .caption(chart_spec.title, (FONT, 26))
         .margin(20)
         .x_label_area_size(55)
         .y_label_area_size(70)
@@ -398,8 +430,8 @@ pub fn roc_curves(
         .map_err(draw_err(file))?;
     chart
         .configure_mesh()
-        .x_desc("false positive rate (1 − specificity)")
-        .y_desc("true positive rate (sensitivity)")
+        .x_desc(chart_spec.x_desc)
+        .y_desc(chart_spec.y_desc)
         .label_style((FONT, 16))
         .axis_desc_style((FONT, 20))
         .draw()
@@ -407,7 +439,7 @@ pub fn roc_curves(
     chart
         .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.4)))
         .map_err(draw_err(file))?
-        .label("chance (AUC 0.5)")
+        .label(chart_spec.diagonal)
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
     for (k, (label, points)) in curves.iter().enumerate() {
         let color = PALETTE[k % PALETTE.len()];
@@ -419,10 +451,15 @@ pub fn roc_curves(
             .map_err(draw_err(file))?
             .label(label.clone())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(3)));
+        if chart_spec.markers {
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(draw_err(file))?;
+        }
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(chart_spec.legend)
         .label_font((FONT, 17))
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
@@ -526,50 +563,18 @@ pub fn reliability(
     title: &str,
     curves: &[(String, Vec<(f64, f64)>)],
 ) -> Result<(), PlotError> {
-    let root = canvas(file, (850, 800))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT, 24))
-        .margin(20)
-        .x_label_area_size(55)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..1.0, 0.0..1.0)
-        .map_err(draw_err(file))?;
-    chart
-        .configure_mesh()
-        .x_desc("mean predicted probability (10 equal-width bins)")
-        .y_desc("observed fraction with disease")
-        .label_style((FONT, 16))
-        .axis_desc_style((FONT, 20))
-        .draw()
-        .map_err(draw_err(file))?;
-    chart
-        .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.4)))
-        .map_err(draw_err(file))?
-        .label("perfectly calibrated")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
-    for (k, (label, points)) in curves.iter().enumerate() {
-        let color = PALETTE[k % PALETTE.len()];
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().copied(),
-                color.stroke_width(3),
-            ))
-            .map_err(draw_err(file))?
-            .label(label.clone())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(3)));
-        chart
-            .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
-            .map_err(draw_err(file))?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FONT, 17))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(draw_err(file))?;
-    root.present().map_err(draw_err(file))
+    unit_square_lines(
+        file,
+        UnitSquare {
+            title,
+            x_desc: "mean predicted probability (10 equal-width bins)",
+            y_desc: "observed fraction with disease",
+            diagonal: "perfectly calibrated",
+            legend: SeriesLabelPosition::UpperLeft,
+            markers: true,
+        },
+        curves,
+    )
 }
 
 /// Horizontal bars of mean CV ROC-AUC per mask (`(name, mean, std)`, first at the top), with a
