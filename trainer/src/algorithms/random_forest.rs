@@ -16,8 +16,8 @@ pub(super) const KIND: Kind = Kind {
     grid,
 };
 
-/// Trees per forest in the grid.
-const N_TREES: usize = 300;
+/// Trees per forest in the grid (300 reached 0.915 CV ROC-AUC on Cleveland, 500 reach 0.916).
+const N_TREES: usize = 500;
 
 /// Hyperparameters of a random forest.
 #[derive(Debug, Clone, Copy, PartialEq)]
