@@ -87,7 +87,7 @@ SAMPLES = {
     "prediction": {
         "patient_id": "p-1", "event_time": ts(1), "scored_at": ts(1_700_000_000_000),
         "probability": 0.8125, "label": 1, "risk_level": "HIGH", "model_name": "heart",
-        "model_version": 1 << 40,
+        "model_version": 1 << 40, "imputed_fields": ["chol", "thal"],
     },
     "dead_letter": {
         "original_key": b"k", "original_value": b"\x00\xff", "original_value_bytes": 2,
@@ -181,7 +181,9 @@ def v2_schemas() -> dict:
     no_thal["fields"] = [f for f in ours["fields"] if f["name"] != "thal"]
     no_age = copy.deepcopy(ours)
     no_age["fields"] = [f for f in ours["fields"] if f["name"] != "age"]
-    return {1: ours, 2: extra, 3: reordered, 4: no_thal, 5: no_age}
+    no_id = copy.deepcopy(ours)
+    no_id["fields"] = [f for f in ours["fields"] if f["name"] != "patient_id"]
+    return {1: ours, 2: extra, 3: reordered, 4: no_thal, 5: no_age, 6: no_id}
 
 
 def test_avro_confluent_framed_records_resolve_to_our_schema(roundtrip, tmp_path: pathlib.Path):
@@ -193,7 +195,7 @@ def test_avro_confluent_framed_records_resolve_to_our_schema(roundtrip, tmp_path
         path.write_text(json.dumps(schema))
         args += ["--schema", f"{sid}={path}"]
     rec = SAMPLES["patient_record"]
-    written = {1: rec, 2: {**rec, "smoker": True}, 3: rec, 4: rec, 5: rec}
+    written = {1: rec, 2: {**rec, "smoker": True}, 3: rec, 4: rec, 5: rec, 6: rec}
     lines = []
     for sid, schema in writers.items():
         record = {k: v for k, v in written[sid].items() if k in {f["name"] for f in schema["fields"]}}
@@ -201,15 +203,17 @@ def test_avro_confluent_framed_records_resolve_to_our_schema(roundtrip, tmp_path
         lines.append(f"patient_record confluent:{100 + sid} {data.hex()}")
     answers = roundtrip(lines, *args)
     ours = load("patient_record")
-    for sid in (1, 2, 3, 4):
+    for sid in (1, 2, 3, 4, 5):
         status, how, data = answers[sid - 1]
         assert (status, how) == ("ok", "registry"), f"writer {sid}: {answers[sid - 1]}"
         out = bytes.fromhex(data)
         assert out[:5] == b"\x00" + (100 + sid).to_bytes(4, "big")
         got = schemaless_reader(io.BytesIO(out[5:]), parse_schema(copy.deepcopy(ours)), None)
-        want = {**rec, "thal": None} if sid == 4 else rec
+        # A writer without a field: its default, null (every attribute is nullable since v2).
+        want = {**rec, "thal": None} if sid == 4 else {**rec, "age": None} if sid == 5 else rec
         assert got == want, f"writer {sid}"
-    assert answers[4][:2] == ["err", "incompatible_schema"], answers[4]
+    # patient_id has no default: a writer without it cannot be read.
+    assert answers[5][:2] == ["err", "incompatible_schema"], answers[5]
 
 
 # --- Java Avro 1.12.2 -------------------------------------------------------------------------
