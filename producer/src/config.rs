@@ -279,6 +279,12 @@ pub struct TailArgs {
     #[arg(long, env = "PRODUCER_TAIL_COUNT")]
     pub count: Option<u64>,
 
+    /// Leave out predictions of records sent before this time (Unix milliseconds of their event
+    /// time): they are read past, not printed, counted or timed. For measuring latency after a
+    /// warm-up: `--since-ms "$(date +%s%3N)"` just before the measured `producer send`.
+    #[arg(long, env = "PRODUCER_TAIL_SINCE_MS")]
+    pub since_ms: Option<i64>,
+
     /// Give up after this many seconds; with --count, fewer than N predictions is then an error
     /// (exit code 1). Default: wait forever.
     #[arg(long, env = "PRODUCER_TAIL_TIMEOUT_S")]

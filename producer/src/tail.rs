@@ -343,6 +343,7 @@ fn handle(
     let payload = message.payload().unwrap_or_default();
     if message.topic() == args.topic {
         match decoders.predictions.decode(payload) {
+            Ok((p, _)) if args.since_ms.is_some_and(|since| p.event_time < since) => {}
             Ok((p, _)) => {
                 tally.prediction(&p, now_ms());
                 return Some(p);

@@ -356,6 +356,50 @@ async fn tail_count_reads_back_predictions_and_dead_letters_written_before_it_st
 }
 
 #[tokio::test]
+async fn tail_since_leaves_out_predictions_of_records_sent_before_it() {
+    let predictions = fresh_topic("tail-since", 2).await;
+    let since = now_ms() - 1_000;
+    let at = |id: &str, event_time: i64| {
+        let p = Prediction {
+            event_time,
+            ..prediction(id, RiskLevel::Low, 1)
+        };
+        (p.patient_id.clone(), p.encode().unwrap())
+    };
+    write(
+        &predictions,
+        vec![
+            at("warm-up-1", since - 5_000),
+            at("measured-1", since),
+            at("warm-up-2", since - 1),
+            at("measured-2", since + 10),
+        ],
+    )
+    .await;
+    let outcome = run(&[
+        "tail",
+        "--topic",
+        &predictions,
+        "--since-ms",
+        &since.to_string(),
+        "--count",
+        "2",
+        "--timeout-s",
+        "30",
+        "--quiet",
+    ])
+    .await
+    .unwrap();
+    let Outcome::Tailed(summary) = outcome else {
+        panic!("tail returned {outcome:?}")
+    };
+    assert_eq!((summary.predictions, summary.distinct_patients), (2, 2));
+    // The warm-up records are 5 s old: counted, they would be the maximum.
+    let latency = summary.e2e_latency_ms.expect("latencies");
+    assert!(latency.max < 4_000.0, "{latency:?}");
+}
+
+#[tokio::test]
 async fn tail_fails_clearly_when_the_count_is_not_reached_in_time() {
     let predictions = fresh_topic("tail-short", 1).await;
     let p = prediction("only", RiskLevel::Low, 1);

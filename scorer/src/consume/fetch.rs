@@ -350,6 +350,7 @@ impl FetchStage<'_> {
         let mut opened_at = Instant::now();
         let mut errors = heart_kafka::Throttle::new(Duration::from_secs(10));
         let mut now_ms = heart_schemas::now_ms();
+        let mut clock_stale = false;
         let mut paused = false;
         let mut registry_reported = None;
         while !self.stop.is_cancelled() {
@@ -411,7 +412,8 @@ impl FetchStage<'_> {
                 full = true;
             }
             match self.consumer.poll(timeout) {
-                None => {}
+                // The clock is read once per 64 records under load; after a wait it is stale.
+                None => clock_stale = true,
                 Some(Err(error)) => {
                     if let Some(suppressed) = errors.allow() {
                         tracing::warn!(error = %error, suppressed, "consume error");
@@ -467,8 +469,9 @@ impl FetchStage<'_> {
                         value: message.payload(),
                     };
                     // `scored_at` to the millisecond, without a clock read per record.
-                    if batch.len() % 64 == 0 {
+                    if clock_stale || batch.len() % 64 == 0 {
                         now_ms = heart_schemas::now_ms();
+                        clock_stale = false;
                     }
                     router.route(source, decoded, cap, now_ms, batch)?;
                     full = batch.len() >= self.batch_max_records;

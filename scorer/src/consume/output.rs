@@ -18,7 +18,7 @@ use super::ConsumeError;
 use super::batch::{Batch, Topic};
 use super::fetch::FetchContext;
 use super::handoff::Handoff;
-use super::txn::{Deliveries, Failure, OutputProducer, classify, is_record_too_large};
+use super::txn::{Deliveries, Failure, OutputProducer, Pause, classify, is_record_too_large};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::status::{PipelineStatus, Stage};
@@ -74,7 +74,7 @@ impl OutputStage<'_> {
                 if self.handoff.is_closed() {
                     return Ok(());
                 }
-                producer.poll(Duration::ZERO);
+                producer.serve();
                 continue;
             };
             if batch.epoch < min_epoch {
@@ -270,6 +270,7 @@ impl OutputStage<'_> {
             if let Some(key) = batch.key(output) {
                 record = record.key(key);
             }
+            let mut pause = Pause::new();
             loop {
                 match producer.inner.send(record) {
                     Ok(()) => break,
@@ -278,7 +279,7 @@ impl OutputStage<'_> {
                             return Err(Failure::Retry("the producer queue stayed full".into()));
                         }
                         record = back;
-                        producer.poll(Duration::from_millis(1));
+                        pause.wait(&producer.inner);
                     }
                     Err((error, _))
                         if error.rdkafka_error_code().is_some_and(is_record_too_large) =>

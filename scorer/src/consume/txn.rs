@@ -208,9 +208,37 @@ impl OutputProducer {
         })
     }
 
-    /// Serves delivery callbacks.
-    pub fn poll(&self, timeout: Duration) {
-        self.inner.poll(timeout);
+    /// Serves the delivery reports that are ready, without waiting.
+    pub fn serve(&self) {
+        self.inner.poll(Duration::ZERO);
+    }
+}
+
+/// Waits between checks of the producer's outstanding messages.
+///
+/// rust-rdkafka's `BaseProducer::poll(t)` always takes all of `t` and spins through its last
+/// millisecond (librdkafka's timeout is whole milliseconds; the remainder rounds to 0): waiting
+/// for acknowledgements with `poll(1 ms)` kept a core busy, 0.76 of one at 1,000 records/s,
+/// which the broker on the same cores paid for in latency. Successful deliveries raise no
+/// event (`delivery.report.only.error`), so there is nothing to block on either; reports
+/// ready are served without waiting, and the thread sleeps between checks: 50 µs, doubling up
+/// to 1 ms, under a loopback produce round trip.
+#[derive(Debug)]
+pub(crate) struct Pause(Duration);
+
+impl Pause {
+    const FIRST: Duration = Duration::from_micros(50);
+    const MAX: Duration = Duration::from_millis(1);
+
+    pub fn new() -> Self {
+        Self(Self::FIRST)
+    }
+
+    /// Serves `producer`'s ready reports, then sleeps the next step.
+    pub fn wait(&mut self, producer: &BaseProducer<Deliveries>) {
+        producer.poll(Duration::ZERO);
+        std::thread::sleep(self.0);
+        self.0 = (self.0 * 2).min(Self::MAX);
     }
 }
 
@@ -229,6 +257,7 @@ impl Txn<'_> {
     pub fn await_deliveries(&self, timeout: Duration) -> Result<(), (Failure, Vec<u32>)> {
         let deadline = Instant::now() + timeout;
         let tracker = self.producer.inner.context();
+        let mut pause = Pause::new();
         loop {
             let pending = self.producer.inner.in_flight_count();
             if pending <= 0 {
@@ -243,7 +272,7 @@ impl Txn<'_> {
                     Vec::new(),
                 ));
             }
-            self.producer.poll(Duration::from_millis(1));
+            pause.wait(&self.producer.inner);
         }
         match tracker.failures() {
             (0, _, _) => Ok(()),
@@ -300,8 +329,9 @@ impl Drop for Txn<'_> {
         let inner = &self.producer.inner;
         inner.purge(PurgeConfig::default().queue().inflight());
         let until = Instant::now() + self.timeout;
+        let mut pause = Pause::new();
         while inner.in_flight_count() > 0 && Instant::now() < until {
-            inner.poll(Duration::from_millis(10));
+            pause.wait(inner);
         }
         if let Err(error) = inner.abort_transaction(self.timeout) {
             // The next begin_transaction fails with an invalid-state error, which resets the
