@@ -1,8 +1,8 @@
 //! Per-record cost of the scoring hot path, without Kafka: `cargo bench -p heart-scorer`.
 //!
-//! Prints nanoseconds per record for applying a logistic regression and a 200-tree depth-5
-//! forest (the shapes the trainer produces), and for the scorer's whole per-record step:
-//! Avro decode, validation, scoring and encoding the prediction. Then the decode cost of each
+//! Prints nanoseconds per record for applying a logistic regression, a 200-tree depth-5
+//! forest and 600 boosted stumps (the shapes the trainer produces), and for the scorer's whole
+//! per-record step: Avro decode, validation, scoring and encoding the prediction. Then the decode cost of each
 //! framing through `heart_registry::Decoder`, the scorer's decoder (writer schemas registered in
 //! the stand-in registry and fetched once before timing, as in a running scorer).
 
@@ -82,6 +82,12 @@ fn model(algorithm: Algorithm, rows: &[[Option<f64>; 13]]) -> Model {
             weights: (0..width).map(|_| rng.next() - 0.5).collect(),
             intercept: 0.1,
         },
+        // The trainer's gradient boosting on Cleveland: 600 stumps.
+        Algorithm::GradientBoosting => Estimator::Boosted {
+            base_score: -0.1,
+            learning_rate: 0.02,
+            trees: (0..600).map(|_| full_tree(1, width, &mut rng)).collect(),
+        },
         _ => Estimator::Forest {
             trees: (0..200).map(|_| full_tree(5, width, &mut rng)).collect(),
         },
@@ -124,11 +130,13 @@ fn main() {
     let rows: Vec<_> = records.iter().map(PatientRecord::features).collect();
     let lr = model(Algorithm::LogisticRegression, &rows);
     let rf = model(Algorithm::RandomForest, &rows);
+    let gb = model(Algorithm::GradientBoosting, &rows);
     let encoded: Vec<Vec<u8>> = records.iter().map(|r| r.encode().unwrap()).collect();
     let t = Rules::default();
 
     let lr_ns = bench(&rows, |r| lr.predict_features(r).probability);
     let rf_ns = bench(&rows, |r| rf.predict_features(r).probability);
+    let gb_ns = bench(&rows, |r| gb.predict_features(r).probability);
     let decode_ns = bench(&encoded, |b| {
         f64::from(PatientRecord::decode(b).unwrap().age.unwrap_or_default())
     });
@@ -142,6 +150,7 @@ fn main() {
     );
     println!("  apply logistic regression        {lr_ns:>10.0} ns");
     println!("  apply random forest (200 x d5)   {rf_ns:>10.0} ns");
+    println!("  apply gradient boosting (600 x d1) {gb_ns:>8.0} ns");
     println!("  avro decode patient record       {decode_ns:>10.0} ns");
     println!("  decode+validate+score(LR)+encode {full_ns:>10.0} ns");
     framings(&records);
