@@ -12,6 +12,8 @@
 //! # Layout
 //! - [`preprocess`]: median/mode imputation, standardisation and one-hot encoding ([`Preprocessor`]).
 //! - [`estimator`]: logistic regression and tree ensembles as plain data ([`Estimator`]).
+//! - [`stumps`]: a boosted model of stumps tabulated as one step function per feature, which
+//!   [`Model`] applies in place of the trees.
 //! - [`artifact`]: the serialized [`Artifact`] with its golden vectors, and its envelope.
 //! - [`load`]: [`Model`], a verified artifact ready to score, and [`ModelLoadError`].
 
@@ -19,6 +21,7 @@ pub mod artifact;
 pub mod estimator;
 pub mod load;
 pub mod preprocess;
+pub mod stumps;
 
 pub use artifact::{Algorithm, Artifact, GoldenVector, PAYLOAD_FORMAT, sha256_hex};
 pub use estimator::{Estimator, Node, Tree};

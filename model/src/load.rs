@@ -5,7 +5,9 @@ use heart_schemas::{ModelVersion, PatientRecord};
 use thiserror::Error;
 
 use crate::artifact::{Artifact, PAYLOAD_FORMAT, sha256_hex};
+use crate::estimator::Estimator;
 use crate::preprocess::{ColumnStep, MAX_WIDTH};
+use crate::stumps::StumpTable;
 
 /// Largest difference allowed between a golden vector's probability and ours.
 pub const GOLDEN_TOLERANCE: f64 = 1e-9;
@@ -76,6 +78,8 @@ pub struct Model {
     pub version: ModelVersion,
     /// The decoded artifact.
     pub artifact: Artifact,
+    /// A boosted model of stumps, tabulated (checked against the golden vectors like the rest).
+    stumps: Option<StumpTable>,
 }
 
 impl Model {
@@ -115,7 +119,19 @@ impl Model {
             }
         }
         check_structure(&artifact).map_err(ModelLoadError::Invalid)?;
-        let model = Self { version, artifact };
+        let stumps = match &artifact.estimator {
+            Estimator::Boosted {
+                base_score,
+                learning_rate,
+                trees,
+            } => StumpTable::new(*base_score, *learning_rate, trees),
+            _ => None,
+        };
+        let model = Self {
+            version,
+            artifact,
+            stumps,
+        };
         model.verify_golden()?;
         Ok(model)
     }
@@ -144,7 +160,10 @@ impl Model {
 
     /// Scores raw attributes in field order.
     pub fn predict_features(&self, features: &[Option<f64>; N_FIELDS]) -> Scored {
-        self.artifact.apply(features)
+        match &self.stumps {
+            Some(table) => self.artifact.apply_with(features, |x| table.predict(x)),
+            None => self.artifact.apply(features),
+        }
     }
 
     /// Model name.
