@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// recovering does not hide another that has not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
+    /// Finding the topics the pipeline writes, before it starts.
+    Topics,
     /// Writing and committing batches.
     Output,
     /// Fetching writer schemas from the Schema Registry.

@@ -26,7 +26,8 @@ use std::time::Duration;
 
 use heart_schemas::EncodeError;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::Producer;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
@@ -164,6 +165,9 @@ pub fn run(
         call_timeout.max(Duration::from_secs(30)),
     )
     .map_err(ConsumeError::Setup)?;
+    if !wait_for_output_topics(config, &producer, status, token) {
+        return Ok(());
+    }
 
     let handoff = Arc::new(Handoff::new(config.max_in_flight_batches));
     let context = FetchContext {
@@ -232,6 +236,61 @@ pub fn run(
         tracing::info!("drained and left the consumer group");
     }
     result
+}
+
+/// Waits, not ready, until the topics the pipeline writes exist. Without them librdkafka holds
+/// every output until `message.timeout.ms` and each batch fails with "not acknowledged", which
+/// names no topic. A broker that does not answer is not waited for here: the pipeline's own
+/// retries and readiness cover it. False if shut down meanwhile.
+fn wait_for_output_topics(
+    config: &Config,
+    producer: &OutputProducer,
+    status: &PipelineStatus,
+    token: &CancellationToken,
+) -> bool {
+    const RECHECK: Duration = Duration::from_secs(1);
+    const LOG_EVERY: Duration = Duration::from_secs(30);
+    let topics = [
+        config.predictions_topic.as_str(),
+        config.dead_letter_topic.as_str(),
+    ];
+    let mut logged: Option<std::time::Instant> = None;
+    loop {
+        let refused: Vec<String> = topics
+            .iter()
+            .filter_map(|topic| {
+                let metadata = producer
+                    .inner
+                    .client()
+                    .fetch_metadata(Some(topic), Duration::from_secs(5))
+                    .ok()?;
+                let t = metadata.topics().iter().find(|t| t.name() == *topic)?;
+                t.error()
+                    .map(|e| format!("{topic} ({})", RDKafkaErrorCode::from(e)))
+            })
+            .collect();
+        if refused.is_empty() {
+            status.set_problem(Stage::Topics, None);
+            return true;
+        }
+        let problem = format!(
+            "cannot write output topic {}: create it (scripts/kafka start creates the project's \
+             topics) or point --predictions-topic / --dead-letter-topic at one that exists",
+            refused.join(", ")
+        );
+        if logged.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+            tracing::error!(topics = ?refused, "{problem}; not ready, checking again every second");
+            logged = Some(std::time::Instant::now());
+        }
+        status.set_problem(Stage::Topics, Some(problem));
+        let until = std::time::Instant::now() + RECHECK;
+        while std::time::Instant::now() < until {
+            if token.is_cancelled() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 /// The registry ids of this build's Prediction and DeadLetter schemas under their topics'

@@ -36,13 +36,14 @@ pub(super) fn readiness(state: &AppState) -> Result<Arc<Model>, ApiError> {
     let Some(model) = state.store.current() else {
         return Err(ApiError::NotReady("no model is active yet".into()));
     };
+    // A stage's problem first: it says why, "not running" only that.
+    if let Some(problem) = state.status.problem() {
+        return Err(ApiError::NotReady(problem));
+    }
     if state.kafka && !state.status.running() {
         return Err(ApiError::NotReady(
             "the Kafka consumer is not running".into(),
         ));
-    }
-    if let Some(problem) = state.status.problem() {
-        return Err(ApiError::NotReady(problem));
     }
     Ok(model)
 }

@@ -351,6 +351,42 @@ fn bad_records_go_to_the_dead_letter_topic_with_their_reason() {
     );
 }
 
+/// A missing output topic keeps the replica not ready with a reason that names it, consumes
+/// nothing meanwhile, and once the topic exists every record is scored.
+#[test]
+fn a_missing_output_topic_is_named_in_readiness_and_the_replica_starts_once_it_exists() {
+    let created = Topics::create("missing-output", 2);
+    let t = Topics {
+        predictions: support::unique("missing-output-predictions"),
+        ..created
+    };
+    publish_model(&t.models, &fixtures::model_version(1, 1.0));
+    let records = patients("missing-output", 50);
+    produce_patients(&t.patients, &records);
+    let mut scorer = Scorer::start(&t, &support::unique("tx"), &[]);
+    let deadline = Instant::now() + WAIT;
+    let reason = loop {
+        if let Some((503, body)) = http(scorer.port, "GET", "/readyz", None)
+            && body.contains(&t.predictions)
+        {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "{}", scorer.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(reason.contains("--predictions-topic"), "{reason}");
+    assert_eq!(
+        scorer.metric("scorer_records_consumed_total", ""),
+        Some(0.0)
+    );
+    support::create_topic(&t.predictions, 2);
+    scorer.wait_ready(WAIT);
+    let keys: BTreeSet<String> = records.iter().map(|r| r.patient_id.clone()).collect();
+    let out = read_committed(&t.predictions, records.len(), WAIT, SETTLE);
+    support::assert_exactly_once(&out, &keys);
+    assert!(scorer.alive(), "{}", scorer.log_text());
+}
+
 #[test]
 fn a_corrupt_model_version_is_rejected_and_the_active_model_stays() {
     let t = Topics::create("corrupt", 1);

@@ -156,6 +156,21 @@ pub struct Topics {
     pub group: String,
 }
 
+/// Creates topic `name` with `partitions` partitions.
+pub fn create_topic(name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .unwrap();
+    let new = [NewTopic::new(name, partitions, TopicReplication::Fixed(1))];
+    for r in runtime()
+        .block_on(admin.create_topics(&new, &AdminOptions::new()))
+        .unwrap()
+    {
+        r.unwrap_or_else(|(topic, e)| panic!("cannot create topic {topic}: {e}"));
+    }
+}
+
 impl Topics {
     /// Creates fresh topics: patients with `partitions` partitions, a compacted models topic.
     pub fn create(test: &str, partitions: i32) -> Self {
