@@ -32,6 +32,22 @@ pub struct Tree {
 }
 
 impl Tree {
+    /// A tree of one split: `left` when `x[feature] <= threshold`, else `right`.
+    pub fn stump(feature: u16, threshold: f64, left: f64, right: f64) -> Self {
+        Self {
+            nodes: vec![
+                Node::Split {
+                    feature,
+                    threshold,
+                    left: 1,
+                    right: 2,
+                },
+                Node::Leaf { probability: left },
+                Node::Leaf { probability: right },
+            ],
+        }
+    }
+
     /// The value of the leaf `x` reaches: the probability of the positive class (a boosted
     /// tree: its raw score).
     ///
@@ -239,18 +255,7 @@ mod tests {
     use super::*;
 
     fn stump() -> Tree {
-        Tree {
-            nodes: vec![
-                Node::Split {
-                    feature: 1,
-                    threshold: 0.5,
-                    left: 1,
-                    right: 2,
-                },
-                Node::Leaf { probability: 0.25 },
-                Node::Leaf { probability: 0.75 },
-            ],
-        }
+        Tree::stump(1, 0.5, 0.25, 0.75)
     }
 
     #[test]

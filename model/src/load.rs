@@ -356,18 +356,7 @@ mod tests {
             base_score: 0.2,
             learning_rate: 0.1,
             trees: vec![
-                Tree {
-                    nodes: vec![
-                        Node::Split {
-                            feature: 0,
-                            threshold: 0.0,
-                            left: 1,
-                            right: 2,
-                        },
-                        Node::Leaf { probability: -1.5 },
-                        Node::Leaf { probability: 2.5 },
-                    ],
-                },
+                Tree::stump(0, 0.0, -1.5, 2.5),
                 Tree {
                     nodes: vec![Node::Leaf { probability: 0.75 }],
                 },

@@ -113,21 +113,6 @@ mod tests {
     use super::*;
     use crate::estimator::Estimator;
 
-    fn stump(feature: u16, threshold: f64, l: f64, r: f64) -> Tree {
-        Tree {
-            nodes: vec![
-                Node::Split {
-                    feature,
-                    threshold,
-                    left: 1,
-                    right: 2,
-                },
-                Node::Leaf { probability: l },
-                Node::Leaf { probability: r },
-            ],
-        }
-    }
-
     fn boosted(trees: Vec<Tree>) -> (Estimator, StumpTable) {
         let table = StumpTable::new(-0.3, 0.1, &trees).expect("stumps");
         let estimator = Estimator::Boosted {
@@ -141,14 +126,14 @@ mod tests {
     #[test]
     fn the_table_reproduces_the_trees_at_and_around_every_threshold_and_for_nan() {
         let (estimator, table) = boosted(vec![
-            stump(0, 0.5, 1.0, -1.0),
-            stump(1, -0.25, 0.5, 2.0),
-            stump(0, 0.5, 0.25, 0.75),
-            stump(0, -1.0, -2.0, 3.0),
+            Tree::stump(0, 0.5, 1.0, -1.0),
+            Tree::stump(1, -0.25, 0.5, 2.0),
+            Tree::stump(0, 0.5, 0.25, 0.75),
+            Tree::stump(0, -1.0, -2.0, 3.0),
             Tree {
                 nodes: vec![Node::Leaf { probability: 0.4 }],
             },
-            stump(1, 1.5, -0.5, 0.0),
+            Tree::stump(1, 1.5, -0.5, 0.0),
         ]);
         let values = [
             -2.0,
@@ -196,7 +181,7 @@ mod tests {
             ],
         };
         assert_eq!(
-            StumpTable::new(0.0, 0.1, &[stump(0, 0.0, 1.0, 2.0), deeper]),
+            StumpTable::new(0.0, 0.1, &[Tree::stump(0, 0.0, 1.0, 2.0), deeper]),
             None
         );
     }
