@@ -10,8 +10,13 @@ use sha2::{Digest, Sha256};
 use crate::estimator::Estimator;
 use crate::preprocess::Preprocessor;
 
-/// The `payload_format` this crate writes and reads.
-pub const PAYLOAD_FORMAT: &str = "heart-model/postcard/v1";
+/// The first payload format: postcard of [`Artifact`] without [`Estimator::Calibrated`].
+pub const PAYLOAD_FORMAT_V1: &str = "heart-model/postcard/v1";
+/// v1 plus [`Estimator::Calibrated`]; written only for an artifact that has a calibration, so
+/// that every other artifact stays readable by v1 readers.
+pub const PAYLOAD_FORMAT_V2: &str = "heart-model/postcard/v2";
+/// Every `payload_format` this build reads.
+pub const PAYLOAD_FORMATS: [&str; 2] = [PAYLOAD_FORMAT_V1, PAYLOAD_FORMAT_V2];
 
 /// Which learning algorithm produced an estimator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -120,6 +125,14 @@ impl Artifact {
             .collect();
     }
 
+    /// The oldest payload format that holds this artifact.
+    pub fn payload_format(&self) -> &'static str {
+        match self.estimator {
+            Estimator::Calibrated { .. } => PAYLOAD_FORMAT_V2,
+            _ => PAYLOAD_FORMAT_V1,
+        }
+    }
+
     /// Serializes the artifact (postcard: compact and deterministic).
     ///
     /// # Errors
@@ -147,7 +160,7 @@ impl Artifact {
             code_version: code_version.to_owned(),
             metrics: self.cv_metrics.clone(),
             feature_spec: FIELDS.iter().map(|f| f.name.to_owned()).collect(),
-            payload_format: PAYLOAD_FORMAT.to_owned(),
+            payload_format: self.payload_format().to_owned(),
             checksum: sha256_hex(&payload),
             payload,
             mlflow_run_id: None,

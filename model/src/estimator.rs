@@ -166,6 +166,55 @@ pub enum Estimator {
         /// The trees, in the order they were fitted.
         trees: Vec<Tree>,
     },
+    /// Another estimator's probability mapped through `platt`. Added in payload format v2 (an
+    /// older reader refuses such an artifact by its format, not as corrupt).
+    Calibrated {
+        /// The uncalibrated estimator; never itself `Calibrated`.
+        estimator: Box<Estimator>,
+        /// The map, fitted on the estimator's out-of-fold probabilities.
+        platt: Platt,
+    },
+}
+
+/// Platt scaling: `p' = sigmoid(a · logit(p) + b)`, with `p` clipped to
+/// `[LOGIT_EPS, 1 - LOGIT_EPS]` first so that 0 and 1 stay finite.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Platt {
+    /// Slope on the logit; positive, so the map keeps the order of the probabilities (and with
+    /// it the ROC-AUC).
+    pub a: f64,
+    /// Intercept.
+    pub b: f64,
+}
+
+/// Clipping of probabilities before [`logit`].
+pub const LOGIT_EPS: f64 = 1e-6;
+
+impl Platt {
+    /// The calibrated probability.
+    pub fn apply(&self, p: f64) -> f64 {
+        sigmoid(self.a * logit(p) + self.b)
+    }
+
+    /// Checks that both parameters are finite and the slope positive.
+    ///
+    /// # Errors
+    /// A description of the broken invariant.
+    pub fn check(&self) -> Result<(), String> {
+        if !(self.a.is_finite() && self.a > 0.0 && self.b.is_finite()) {
+            return Err(format!(
+                "Platt map a = {}, b = {}: a must be finite and positive, b finite",
+                self.a, self.b
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `ln(p / (1 - p))` of `p` clipped to `[LOGIT_EPS, 1 - LOGIT_EPS]`.
+pub fn logit(p: f64) -> f64 {
+    let p = p.clamp(LOGIT_EPS, 1.0 - LOGIT_EPS);
+    (p / (1.0 - p)).ln()
 }
 
 impl Estimator {
@@ -189,6 +238,23 @@ impl Estimator {
             } => sigmoid(
                 base_score + learning_rate * trees.iter().map(|t| t.predict(x)).sum::<f64>(),
             ),
+            Self::Calibrated { estimator, platt } => platt.apply(estimator.predict(x)),
+        }
+    }
+
+    /// The estimator without its calibration (itself when it has none).
+    pub fn uncalibrated(&self) -> &Self {
+        match self {
+            Self::Calibrated { estimator, .. } => estimator,
+            other => other,
+        }
+    }
+
+    /// The calibration map, if any.
+    pub fn calibration(&self) -> Option<Platt> {
+        match self {
+            Self::Calibrated { platt, .. } => Some(*platt),
+            _ => None,
         }
     }
 
@@ -235,6 +301,13 @@ impl Estimator {
                 trees.iter().enumerate().try_for_each(|(i, t)| {
                     t.check_scores(width).map_err(|e| format!("tree {i}: {e}"))
                 })
+            }
+            Self::Calibrated { estimator, platt } => {
+                if matches!(**estimator, Self::Calibrated { .. }) {
+                    return Err("a calibrated estimator inside a calibrated one".to_owned());
+                }
+                platt.check()?;
+                estimator.check(width)
             }
         }
     }
@@ -384,6 +457,54 @@ mod tests {
             .contains("tree 1: node 0: leaf score inf")
         );
         assert!(boosted().check(1).is_err(), "feature 1 needs width 2");
+    }
+
+    #[test]
+    fn calibrated_is_the_platt_map_of_the_inner_probability() {
+        let platt = Platt { a: 2.0, b: -0.5 };
+        let e = Estimator::Calibrated {
+            estimator: Box::new(boosted()),
+            platt,
+        };
+        // Left leaf: inner logit -0.25, so 2 × -0.25 - 0.5 = -1.
+        assert!((e.predict(&[0.0, 0.0]) - sigmoid(-1.0)).abs() < 1e-15);
+        // Right leaf: inner logit 1.25, so 2 × 1.25 - 0.5 = 2.
+        assert!((e.predict(&[0.0, 0.9]) - sigmoid(2.0)).abs() < 1e-15);
+        assert_eq!(e.calibration(), Some(platt));
+        assert_eq!(e.uncalibrated(), &boosted());
+        assert_eq!(boosted().calibration(), None);
+        e.check(2).unwrap();
+        assert!(e.check(1).is_err(), "the inner estimator is checked");
+        // Probabilities of exactly 0 and 1 are clipped, so the map stays finite.
+        assert!(
+            (platt.apply(1.0) - sigmoid(2.0 * (1.0 / LOGIT_EPS - 1.0).ln() - 0.5)).abs() < 1e-12
+        );
+        assert!(platt.apply(0.0) > 0.0);
+    }
+
+    #[test]
+    fn calibration_refuses_a_flat_or_reversed_map_and_nesting() {
+        for a in [0.0, -1.0, f64::NAN] {
+            let e = Estimator::Calibrated {
+                estimator: Box::new(boosted()),
+                platt: Platt { a, b: 0.0 },
+            };
+            assert!(
+                e.check(2)
+                    .unwrap_err()
+                    .contains("must be finite and positive"),
+                "{a}"
+            );
+        }
+        let once = Estimator::Calibrated {
+            estimator: Box::new(boosted()),
+            platt: Platt { a: 1.0, b: 0.0 },
+        };
+        let twice = Estimator::Calibrated {
+            estimator: Box::new(once),
+            platt: Platt { a: 1.0, b: 0.0 },
+        };
+        assert!(twice.check(2).unwrap_err().contains("inside a calibrated"));
     }
 
     #[test]

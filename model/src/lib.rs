@@ -11,7 +11,8 @@
 //!
 //! # Layout
 //! - [`preprocess`]: median/mode imputation, standardisation and one-hot encoding ([`Preprocessor`]).
-//! - [`estimator`]: logistic regression and tree ensembles as plain data ([`Estimator`]).
+//! - [`estimator`]: logistic regression and tree ensembles as plain data ([`Estimator`]), and
+//!   Platt scaling of any of them ([`Platt`]).
 //! - [`stumps`]: a boosted model of stumps tabulated as one step function per feature, which
 //!   [`Model`] applies in place of the trees.
 //! - [`artifact`]: the serialized [`Artifact`] with its golden vectors, and its envelope.
@@ -23,7 +24,10 @@ pub mod load;
 pub mod preprocess;
 pub mod stumps;
 
-pub use artifact::{Algorithm, Artifact, GoldenVector, PAYLOAD_FORMAT, sha256_hex};
-pub use estimator::{Estimator, Node, Tree};
+pub use artifact::{
+    Algorithm, Artifact, GoldenVector, PAYLOAD_FORMAT_V1, PAYLOAD_FORMAT_V2, PAYLOAD_FORMATS,
+    sha256_hex,
+};
+pub use estimator::{Estimator, Node, Platt, Tree};
 pub use load::{Model, ModelLoadError, Scored};
 pub use preprocess::{ColumnStep, Preprocessor};

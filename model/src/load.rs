@@ -4,7 +4,7 @@ use heart_schemas::patient::{FIELDS, N_FIELDS};
 use heart_schemas::{ModelVersion, PatientRecord};
 use thiserror::Error;
 
-use crate::artifact::{Artifact, PAYLOAD_FORMAT, sha256_hex};
+use crate::artifact::{Artifact, PAYLOAD_FORMATS, sha256_hex};
 use crate::estimator::Estimator;
 use crate::preprocess::{ColumnStep, MAX_WIDTH};
 use crate::stumps::StumpTable;
@@ -16,7 +16,9 @@ pub const GOLDEN_TOLERANCE: f64 = 1e-9;
 #[derive(Debug, Error)]
 pub enum ModelLoadError {
     /// The payload is in a format this build cannot read.
-    #[error("unsupported payload format {found:?} (this build reads {PAYLOAD_FORMAT:?})")]
+    #[error(
+        "unsupported payload format {found:?} (this build reads {PAYLOAD_FORMATS:?}); a newer trainer wrote it: upgrade this scorer"
+    )]
     UnsupportedFormat {
         /// The format named in the envelope.
         found: String,
@@ -89,7 +91,7 @@ impl Model {
     /// # Errors
     /// The first check that fails, as a [`ModelLoadError`].
     pub fn load(version: ModelVersion) -> Result<Self, ModelLoadError> {
-        if version.payload_format != PAYLOAD_FORMAT {
+        if !PAYLOAD_FORMATS.contains(&version.payload_format.as_str()) {
             return Err(ModelLoadError::UnsupportedFormat {
                 found: version.payload_format,
             });
@@ -119,7 +121,7 @@ impl Model {
             }
         }
         check_structure(&artifact).map_err(ModelLoadError::Invalid)?;
-        let stumps = match &artifact.estimator {
+        let stumps = match artifact.estimator.uncalibrated() {
             Estimator::Boosted {
                 base_score,
                 learning_rate,
@@ -161,7 +163,13 @@ impl Model {
     /// Scores raw attributes in field order.
     pub fn predict_features(&self, features: &[Option<f64>; N_FIELDS]) -> Scored {
         match &self.stumps {
-            Some(table) => self.artifact.apply_with(features, |x| table.predict(x)),
+            Some(table) => {
+                let platt = self.artifact.estimator.calibration();
+                self.artifact.apply_with(features, |x| {
+                    let p = table.predict(x);
+                    platt.map_or(p, |m| m.apply(p))
+                })
+            }
             None => self.artifact.apply(features),
         }
     }
@@ -409,5 +417,42 @@ mod tests {
     fn model_is_send_and_sync() {
         fn assert_traits<T: Send + Sync + 'static>() {}
         assert_traits::<Model>();
+    }
+
+    #[test]
+    fn a_calibrated_boosted_artifact_is_format_v2_and_scores_through_its_table_and_map() {
+        let plain = boosted_artifact();
+        assert_eq!(
+            plain.to_version(1, 0, "t").unwrap().payload_format,
+            "heart-model/postcard/v1",
+            "an artifact without calibration stays readable by v1 readers"
+        );
+        let platt = crate::estimator::Platt { a: 1.5, b: -0.25 };
+        let mut a = plain.clone();
+        a.estimator = Estimator::Calibrated {
+            estimator: Box::new(plain.estimator.clone()),
+            platt,
+        };
+        a.set_golden(&rows());
+        let v = a.to_version(2, 0, "t").unwrap();
+        assert_eq!(v.payload_format, "heart-model/postcard/v2");
+        let model = Model::load(v.clone()).unwrap();
+        assert!(
+            model.stumps.is_some(),
+            "the table serves the calibrated stumps too"
+        );
+        // The map of the hand-computed logits of the uncalibrated test above.
+        let (left, right) = (sigmoid(1.5 * 0.125 - 0.25), sigmoid(1.5 * 0.525 - 0.25));
+        for (i, row) in rows().iter().enumerate() {
+            let p = model.predict_features(row).probability;
+            let expected = if i < 5 { left } else { right };
+            assert!((p - expected).abs() < 1e-12, "row {i}: {p} vs {expected}");
+            assert_eq!(p, a.golden[i].probability);
+        }
+        // A v1-only reader would see an unknown format, and so does this build for a v3.
+        let mut future = v;
+        future.payload_format = "heart-model/postcard/v3".into();
+        let err = Model::load(future).unwrap_err();
+        assert!(err.to_string().contains("upgrade this scorer"), "{err}");
     }
 }

@@ -51,7 +51,7 @@ fn main() -> anyhow::Result<()> {
     }
     for n_estimators in [300, 600] {
         for learning_rate in [0.02, 0.05] {
-            for (max_depth, min_samples_leaf) in [(1, 1), (1, 10), (2, 1), (2, 10)] {
+            for (max_depth, min_samples_leaf) in [(1, 1), (1, 5), (1, 10), (2, 1), (2, 10)] {
                 for (subsample, max_features) in [(0.5, MaxFeatures::Sqrt), (0.8, MaxFeatures::All)]
                 {
                     let p = BoostingParams {

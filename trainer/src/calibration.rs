@@ -1,13 +1,16 @@
 //! Calibration of out-of-fold probabilities: reliability bins (observed positive fraction
 //! against mean predicted probability) and Platt scaling fitted inside cross-validation.
 //!
-//! Platt scaling is evaluated, not shipped: the artifact has no calibration step, so the report
-//! states what it would change. For test fold `f`, the map is fitted on out-of-fold scores of
-//! `f`'s training folds (an inner cross-validation on them), then applied to `f`'s scores from
-//! the model fitted on all of its training folds, so no test row informs its own map.
+//! Evaluation: for test fold `f`, the map is fitted on out-of-fold scores of `f`'s training
+//! folds (an inner cross-validation on them), then applied to `f`'s scores from the model fitted
+//! on all of its training folds, so no test row informs its own map.
+//!
+//! Shipping: when that lowers the mean Brier score, the artifact carries a map fitted on the
+//! out-of-fold probabilities of all rows (scikit-learn's `CalibratedClassifierCV` with
+//! `ensemble=False` does the same), applied by heart-model as `Estimator::Calibrated`.
 
-use heart_model::Artifact;
-use heart_model::estimator::sigmoid;
+use heart_model::estimator::{logit, sigmoid};
+use heart_model::{Artifact, Platt};
 use indicatif::ProgressBar;
 use serde::Serialize;
 
@@ -20,8 +23,6 @@ use crate::{features, pool};
 
 /// Equal-width bins of the reliability diagram.
 pub const RELIABILITY_BINS: usize = 10;
-/// Probabilities are clipped to `[EPS, 1 - EPS]` before the logit, so 0 and 1 stay finite.
-const LOGIT_EPS: f64 = 1e-6;
 
 /// One bin of a reliability diagram.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -60,90 +61,69 @@ pub fn reliability(y: &[bool], p: &[f64], bins: usize) -> Vec<Bin> {
         .collect()
 }
 
-/// A Platt map `p' = sigmoid(a · logit(p) + b)`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Platt {
-    /// Slope on the logit of the raw probability.
-    pub a: f64,
-    /// Intercept.
-    pub b: f64,
-}
-
-impl Platt {
-    /// Fits the map by maximum likelihood with Platt's smoothed targets
-    /// (`(n₊ + 1) / (n₊ + 2)` for positives, `1 / (n₋ + 2)` for negatives), which keeps the fit
-    /// finite on separable scores. Newton's method with step halving.
-    pub fn fit(p: &[f64], y: &[bool]) -> Self {
-        let x: Vec<f64> = p.iter().map(|&s| logit(s)).collect();
-        let n_pos = y.iter().filter(|&&t| t).count() as f64;
-        let n_neg = y.len() as f64 - n_pos;
-        let t: Vec<f64> = y
-            .iter()
-            .map(|&v| {
-                if v {
-                    (n_pos + 1.0) / (n_pos + 2.0)
-                } else {
-                    1.0 / (n_neg + 2.0)
-                }
+/// Fits a Platt map to probabilities `p` for labels `y` by maximum likelihood with Platt's
+/// smoothed targets (`(n₊ + 1) / (n₊ + 2)` for positives, `1 / (n₋ + 2)` for negatives), which
+/// keeps the fit finite on separable scores. Newton's method with step halving.
+pub fn fit_platt(p: &[f64], y: &[bool]) -> Platt {
+    let x: Vec<f64> = p.iter().map(|&s| logit(s)).collect();
+    let n_pos = y.iter().filter(|&&t| t).count() as f64;
+    let n_neg = y.len() as f64 - n_pos;
+    let t: Vec<f64> = y
+        .iter()
+        .map(|&v| {
+            if v {
+                (n_pos + 1.0) / (n_pos + 2.0)
+            } else {
+                1.0 / (n_neg + 2.0)
+            }
+        })
+        .collect();
+    let nll = |a: f64, b: f64| -> f64 {
+        x.iter()
+            .zip(&t)
+            .map(|(&xi, &ti)| {
+                let z = a * xi + b;
+                ti * softplus(-z) + (1.0 - ti) * softplus(z)
             })
-            .collect();
-        let nll = |a: f64, b: f64| -> f64 {
-            x.iter()
-                .zip(&t)
-                .map(|(&xi, &ti)| {
-                    let z = a * xi + b;
-                    ti * softplus(-z) + (1.0 - ti) * softplus(z)
-                })
-                .sum()
-        };
-        let (mut a, mut b) = (0.0, ((n_neg + 1.0) / (n_pos + 1.0)).ln());
-        let mut current = nll(a, b);
-        for _ in 0..100 {
-            let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 1e-12, 0.0, 1e-12);
-            for (&xi, &ti) in x.iter().zip(&t) {
-                let q = sigmoid(a * xi + b);
-                let w = q * (1.0 - q);
-                ga += (q - ti) * xi;
-                gb += q - ti;
-                haa += w * xi * xi;
-                hab += w * xi;
-                hbb += w;
-            }
-            let det = haa * hbb - hab * hab;
-            if det <= 0.0 || !det.is_finite() {
-                break;
-            }
-            let da = (hbb * ga - hab * gb) / det;
-            let db = (haa * gb - hab * ga) / det;
-            let mut step = 1.0;
-            let mut improved = false;
-            while step > 1e-10 {
-                let (na, nb) = (a - step * da, b - step * db);
-                let next = nll(na, nb);
-                if next <= current {
-                    (a, b) = (na, nb);
-                    improved = current - next > 1e-14 * current.abs().max(1.0);
-                    current = next;
-                    break;
-                }
-                step /= 2.0;
-            }
-            if !improved || (da.abs() + db.abs()) * step < 1e-12 {
-                break;
-            }
+            .sum()
+    };
+    let (mut a, mut b) = (0.0, ((n_neg + 1.0) / (n_pos + 1.0)).ln());
+    let mut current = nll(a, b);
+    for _ in 0..100 {
+        let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 1e-12, 0.0, 1e-12);
+        for (&xi, &ti) in x.iter().zip(&t) {
+            let q = sigmoid(a * xi + b);
+            let w = q * (1.0 - q);
+            ga += (q - ti) * xi;
+            gb += q - ti;
+            haa += w * xi * xi;
+            hab += w * xi;
+            hbb += w;
         }
-        Self { a, b }
+        let det = haa * hbb - hab * hab;
+        if det <= 0.0 || !det.is_finite() {
+            break;
+        }
+        let da = (hbb * ga - hab * gb) / det;
+        let db = (haa * gb - hab * ga) / det;
+        let mut step = 1.0;
+        let mut improved = false;
+        while step > 1e-10 {
+            let (na, nb) = (a - step * da, b - step * db);
+            let next = nll(na, nb);
+            if next <= current {
+                (a, b) = (na, nb);
+                improved = current - next > 1e-14 * current.abs().max(1.0);
+                current = next;
+                break;
+            }
+            step /= 2.0;
+        }
+        if !improved || (da.abs() + db.abs()) * step < 1e-12 {
+            break;
+        }
     }
-
-    /// The calibrated probability.
-    pub fn apply(&self, p: f64) -> f64 {
-        sigmoid(self.a * logit(p) + self.b)
-    }
-}
-
-fn logit(p: f64) -> f64 {
-    let p = p.clamp(LOGIT_EPS, 1.0 - LOGIT_EPS);
-    (p / (1.0 - p)).ln()
+    Platt { a, b }
 }
 
 /// `ln(1 + e^z)` without overflow.
@@ -164,6 +144,10 @@ pub struct Calibration {
     pub reliability: Vec<Bin>,
     /// Reliability of the Platt-scaled out-of-fold probabilities.
     pub platt_reliability: Vec<Bin>,
+    /// The map the artifact carries: fitted on every row's out-of-fold probability, present
+    /// only when Platt scaling lowered the mean Brier score above (and the fitted slope is
+    /// positive, so the order of the probabilities is kept).
+    pub shipped: Option<Platt>,
 }
 
 impl Calibration {
@@ -224,7 +208,7 @@ pub(crate) fn platt_cv(
                 y.extend(inner[f][g].iter().map(|&i| data.target[i]));
             }
         }
-        let map = Platt::fit(&p, &y);
+        let map = fit_platt(&p, &y);
         let (raw, _) = cv::score(&fold_models[f], &data.rows, test);
         let calibrated: Vec<f64> = raw.iter().map(|&s| map.apply(s)).collect();
         let y_test: Vec<bool> = test.iter().map(|&i| data.target[i]).collect();
@@ -236,12 +220,15 @@ pub(crate) fn platt_cv(
             platt_oof[i] = c;
         }
     }
+    let improves = MeanStd::of(&platt_brier).mean < MeanStd::of(&raw_brier).mean;
+    let full = fit_platt(&raw_oof, &data.target);
     Ok(Calibration {
         raw_brier,
         platt_brier,
         platt,
         reliability: reliability(&data.target, &raw_oof, RELIABILITY_BINS),
         platt_reliability: reliability(&data.target, &platt_oof, RELIABILITY_BINS),
+        shipped: (improves && full.check().is_ok()).then_some(full),
     })
 }
 
@@ -273,7 +260,7 @@ mod tests {
         // One positive at logit +1, one negative at logit -1: the targets are 2/3 and 1/3, and
         // two parameters fit two points exactly: sigmoid(a + b) = 2/3, sigmoid(-a + b) = 1/3,
         // so b = 0 and a = ln 2.
-        let m = Platt::fit(&[sigmoid(1.0), sigmoid(-1.0)], &[true, false]);
+        let m = fit_platt(&[sigmoid(1.0), sigmoid(-1.0)], &[true, false]);
         assert!((m.a - 2f64.ln()).abs() < 1e-9, "{m:?}");
         assert!(m.b.abs() < 1e-9, "{m:?}");
         assert!((m.apply(sigmoid(1.0)) - 2.0 / 3.0).abs() < 1e-9);
@@ -283,7 +270,7 @@ mod tests {
     fn platt_stays_finite_on_separable_scores_and_keeps_their_order() {
         let p = [0.1, 0.2, 0.3, 0.7, 0.8, 0.9];
         let y = [false, false, false, true, true, true];
-        let m = Platt::fit(&p, &y);
+        let m = fit_platt(&p, &y);
         assert!(m.a.is_finite() && m.b.is_finite() && m.a > 0.0, "{m:?}");
         let q: Vec<f64> = p.iter().map(|&s| m.apply(s)).collect();
         assert!(q.windows(2).all(|w| w[0] < w[1]), "{q:?}");
@@ -308,7 +295,7 @@ mod tests {
                 y.push(i < pos);
             }
         }
-        let m = Platt::fit(&p, &y);
+        let m = fit_platt(&p, &y);
         assert!((m.a - 1.0).abs() < 0.05 && m.b.abs() < 0.05, "{m:?}");
     }
 }

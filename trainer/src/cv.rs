@@ -149,20 +149,7 @@ pub fn cross_validate(
 pub(crate) mod tests {
     use super::*;
     use crate::algorithms::{LogisticRegressionParams, RandomForestParams};
-
-    /// The Cleveland file, read in place (never copied).
-    pub(crate) fn cleveland() -> Dataset {
-        let path = std::env::var_os("HEART_TEST_DATA")
-            .or_else(|| std::env::var_os("HEART_DATA"))
-            .map_or_else(
-                || {
-                    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                        .join("../../shared/data/processed.cleveland.data")
-                },
-                std::path::PathBuf::from,
-            );
-        crate::data::load(&path).unwrap()
-    }
+    use crate::data::tests::cleveland;
 
     fn small_forest() -> Params {
         Params::new(RandomForestParams {

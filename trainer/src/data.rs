@@ -28,7 +28,7 @@ pub struct Dataset {
     pub target: Vec<bool>,
     /// How many "not measured" placeholder cells (`FieldSpec::not_measured`: `chol = 0`,
     /// `trestbps = 0`) were read as missing.
-    pub chol_zero_as_missing: usize,
+    pub placeholders_as_missing: usize,
 }
 
 impl Dataset {
@@ -108,7 +108,7 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Dataset, DataError> {
 
     let mut rows = Vec::with_capacity(df.height());
     let mut target = Vec::with_capacity(df.height());
-    let mut chol_zero_as_missing = 0;
+    let mut placeholders_as_missing = 0;
     for i in 0..df.height() {
         let mut row: Row = [None; N_FIELDS];
         for (field, spec) in FIELDS.iter().enumerate() {
@@ -126,7 +126,7 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Dataset, DataError> {
             // The contract's "not measured" placeholders (chol = 0, trestbps = 0 in the
             // Hungarian, Swiss and VA files) are missing values, as the scorer reads them.
             if spec.normalize(Some(value)).is_none() {
-                chol_zero_as_missing += 1;
+                placeholders_as_missing += 1;
                 continue;
             }
             check_value(spec.kind, value).map_err(bad)?;
@@ -160,7 +160,7 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Dataset, DataError> {
         sha256: heart_model::sha256_hex(bytes),
         rows,
         target,
-        chol_zero_as_missing,
+        placeholders_as_missing,
     })
 }
 
@@ -283,7 +283,7 @@ fn check_value(kind: FieldKind, value: f64) -> Result<(), String> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const UCI: &str = "63.0,1.0,1.0,145.0,233.0,1.0,2.0,150.0,0.0,2.3,3.0,0.0,6.0,0\n\
@@ -300,7 +300,7 @@ mod tests {
         assert_eq!(d.rows[2][11], None, "ca = ?");
         assert_eq!(d.rows[2][12], None, "thal = ?");
         assert_eq!(d.rows[2][4], None, "chol = 0 means not measured");
-        assert_eq!(d.chol_zero_as_missing, 1);
+        assert_eq!(d.placeholders_as_missing, 1);
         assert_eq!(d.sha256, heart_model::sha256_hex(UCI.as_bytes()));
     }
 
@@ -376,9 +376,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_cleveland_file_has_303_rows_139_positive_and_6_missing() {
-        let path = std::env::var_os("HEART_TEST_DATA")
+    /// The Cleveland file of the unit tests, read in place (never copied): `HEART_TEST_DATA`,
+    /// else `HEART_DATA`, else the shared copy beside the repository.
+    pub(crate) fn cleveland_path() -> std::path::PathBuf {
+        std::env::var_os("HEART_TEST_DATA")
             .or_else(|| std::env::var_os("HEART_DATA"))
             .map_or_else(
                 || {
@@ -386,8 +387,18 @@ mod tests {
                         .join("../../shared/data/processed.cleveland.data")
                 },
                 std::path::PathBuf::from,
-            );
-        let d = load(&path).unwrap();
+            )
+    }
+
+    /// The Cleveland file, loaded.
+    pub(crate) fn cleveland() -> Dataset {
+        let path = cleveland_path();
+        load(&path).unwrap_or_else(|e| panic!("{}: {e}; set HEART_TEST_DATA", path.display()))
+    }
+
+    #[test]
+    fn the_cleveland_file_has_303_rows_139_positive_and_6_missing() {
+        let d = cleveland();
         assert_eq!(d.len(), 303);
         assert_eq!(d.positives(), 139);
         let missing: usize = d.rows.iter().flatten().filter(|v| v.is_none()).count();

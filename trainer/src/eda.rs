@@ -48,8 +48,8 @@ pub struct Summary {
     pub positives: usize,
     /// Rows with `num = 0`.
     pub negatives: usize,
-    /// `chol = 0` cells read as missing.
-    pub chol_zero_as_missing: usize,
+    /// "Not measured" placeholder cells (`chol = 0`, `trestbps = 0`) read as missing.
+    pub placeholders_as_missing: usize,
     /// One entry per attribute, in UCI order.
     pub columns: Vec<ColumnSummary>,
     /// Pearson correlations (pairwise complete rows) over the 13 attributes and the target.
@@ -115,7 +115,7 @@ pub fn summarise(data: &Dataset) -> Result<Summary, polars::error::PolarsError> 
         rows: data.len(),
         positives,
         negatives: data.len() - positives,
-        chol_zero_as_missing: data.chol_zero_as_missing,
+        placeholders_as_missing: data.placeholders_as_missing,
         columns,
         correlation,
         correlation_names: names,
@@ -157,8 +157,8 @@ pub fn markdown(s: &Summary) -> String {
     );
     let _ = writeln!(
         md,
-        "- `chol = 0` read as missing: {}\n",
-        s.chol_zero_as_missing
+        "- \"not measured\" placeholders (`chol = 0`, `trestbps = 0`) read as missing: {}\n",
+        s.placeholders_as_missing
     );
     let _ = writeln!(md, "## Summary statistics and missing values\n");
     let _ = writeln!(

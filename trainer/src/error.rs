@@ -111,9 +111,6 @@ pub enum TrainError {
     /// linfa-logistic failed.
     #[error("logistic regression")]
     Logistic(#[from] linfa_logistic::error::Error),
-    /// linfa-trees failed.
-    #[error("decision tree")]
-    Tree(#[from] linfa::Error),
     /// Our tree learner refused its input.
     #[error("tree learner")]
     Trees(#[from] crate::trees::FitError),

@@ -78,17 +78,9 @@ pub fn fetch(url: &str, out: &Path) -> Result<(), FetchError> {
 mod tests {
     use super::*;
 
-    /// The UCI file: `HEART_TEST_DATA`, else `HEART_DATA`, else the shared copy.
+    /// The UCI file's bytes.
     fn cleveland() -> Vec<u8> {
-        let path = std::env::var_os("HEART_TEST_DATA")
-            .or_else(|| std::env::var_os("HEART_DATA"))
-            .map_or_else(
-                || {
-                    Path::new(env!("CARGO_MANIFEST_DIR"))
-                        .join("../../shared/data/processed.cleveland.data")
-                },
-                std::path::PathBuf::from,
-            );
+        let path = crate::data::tests::cleveland_path();
         std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; set HEART_DATA", path.display()))
     }
 

@@ -17,7 +17,7 @@
 //! - [`cv`]: cross-validation of grid points; `pool`: the thread pool the fits run on.
 //! - [`search`]: the grid search and each kind's best point.
 //! - [`train`]: folds, selection and the artifacts with golden vectors.
-//! - [`calibration`]: reliability bins and Platt scaling inside CV (evaluated, not shipped).
+//! - [`calibration`]: reliability bins and Platt scaling inside CV, shipped when it helps.
 //! - [`missing`]: the chosen model's CV metrics with fields masked in the test folds.
 //! - [`evaluate`]: stratified folds and the metrics.
 //! - [`report`]: `report.json`, `report.md`, the CV table and the evaluation plots.
@@ -261,7 +261,7 @@ fn train_command(args: &TrainArgs) -> Result<String, Error> {
     let chosen = &outcome.models[outcome.chosen];
     let auc = chosen.best().summary("roc_auc").mean;
     let mut s = format!(
-        "\n{} rows ({} with disease), stratified {}-fold CV, seed {}; mean ± population std over folds\n\n{}\nchosen: {} ({}, {}), mean CV ROC-AUC {auc:.3} (bar {}: {})\nreference ROC-AUC: scikit-learn LR 0.919, scikit-learn RF 0.917, Python project RF 0.918\nwrote report.json, report.md, plots, model.avro (version 0, unpublished) and candidates/ to {} in {:.1} s",
+        "\n{} rows ({} with disease), stratified {}-fold CV, seed {}; mean ± population std over folds\n\n{}\nchosen: {} ({}, {}), mean CV ROC-AUC {auc:.4} (bar {}: {})\nreference ROC-AUC: scikit-learn LR 0.919, scikit-learn RF 0.917, Python project RF 0.918\nwrote report.json, report.md, plots, model.avro (version 0, unpublished) and candidates/ to {} in {:.1} s",
         data.len(),
         data.positives(),
         args.folds,

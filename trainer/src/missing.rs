@@ -105,7 +105,7 @@ pub(crate) fn masked_cv(
 mod tests {
     use super::*;
     use crate::algorithms::{LogisticRegressionParams, Params};
-    use crate::cv::tests::cleveland;
+    use crate::data::tests::cleveland;
     use indicatif::ProgressBar;
 
     #[test]

@@ -271,7 +271,7 @@ mod tests {
             code_version: "t".into(),
             metrics: Default::default(),
             feature_spec: vec![],
-            payload_format: heart_model::PAYLOAD_FORMAT.into(),
+            payload_format: heart_model::PAYLOAD_FORMAT_V1.into(),
             payload: vec![1, 2, 3],
             checksum: "not the checksum".into(),
             mlflow_run_id: None,

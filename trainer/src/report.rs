@@ -15,8 +15,9 @@ use crate::plots;
 use crate::train::{CvResult, ModelResult, Outcome};
 use crate::write_file;
 
-/// The bar the chosen model's mean CV ROC-AUC must reach on Cleveland.
-pub const QUALITY_BAR: f64 = 0.915;
+/// The bar the chosen model's mean CV ROC-AUC must reach on Cleveland: above scikit-learn's
+/// best with the same protocol (0.919, its logistic regression).
+pub const QUALITY_BAR: f64 = 0.92;
 
 /// Published results with the same protocol (stratified, shuffled, seeded 5-fold CV).
 pub const REFERENCES: [(&str, f64); 3] = [
@@ -68,7 +69,8 @@ fn calibration_json(c: &Calibration) -> Value {
         "platt_brier": {"mean": platt.mean, "std": platt.std, "folds": c.platt_brier},
         "platt_improvement": raw.mean - platt.mean,
         "platt_maps": c.platt,
-        "platt_shipped": false,
+        "platt_shipped": c.shipped.is_some(),
+        "platt_shipped_map": c.shipped,
         "reliability": c.reliability,
         "platt_reliability": c.platt_reliability,
     })
@@ -122,7 +124,7 @@ pub fn to_json(data: &Dataset, outcome: &Outcome, seed: u64, payload_sha256: &st
             "rows": data.len(),
             "positives": data.positives(),
             "negatives": data.len() - data.positives(),
-            "chol_zero_as_missing": data.chol_zero_as_missing,
+            "placeholders_as_missing": data.placeholders_as_missing,
         },
         "protocol": {
             "cv": "stratified, shuffled, seeded k-fold",
@@ -131,7 +133,7 @@ pub fn to_json(data: &Dataset, outcome: &Outcome, seed: u64, payload_sha256: &st
             "std": "population (divide by n folds)",
             "threshold": evaluate::THRESHOLD,
             "selection": "highest mean ROC-AUC over each grid, then over models (or the kind asked for with --algorithm)",
-            "calibration": "Platt scaling on the logit, fitted per test fold on an inner stratified CV of its training folds; reported, not shipped",
+            "calibration": "Platt scaling on the logit, fitted per test fold on an inner stratified CV of its training folds; shipped (fitted on every row's out-of-fold probability) when it lowers the mean Brier score",
             "preprocessing": "fitted on the training folds only",
         },
         "models": models,
@@ -168,15 +170,15 @@ pub fn to_json(data: &Dataset, outcome: &Outcome, seed: u64, payload_sha256: &st
     })
 }
 
-/// The CV table: one row per model, mean ± population std of each metric, and the Brier score
-/// Platt scaling inside CV would give.
+/// The CV table: one row per model, mean ± population std of each metric, the Brier score
+/// Platt scaling inside CV gives, and whether the artifact carries that calibration.
 pub fn cv_table(outcome: &Outcome) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "| model | best parameters | ROC-AUC | accuracy | precision | recall | F1 | Brier | Brier, Platt-scaled (not shipped) |"
+        "| model | best parameters | ROC-AUC | accuracy | precision | recall | F1 | Brier | Brier, Platt-scaled | calibration shipped |"
     );
-    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|");
     for (k, (m, c)) in outcome.models.iter().zip(&outcome.calibration).enumerate() {
         let best = m.best();
         let cell = |name: &str| {
@@ -186,7 +188,7 @@ pub fn cv_table(outcome: &Outcome) -> String {
         let platt = c.calibrated();
         let _ = writeln!(
             t,
-            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {:.3} ± {:.3} |",
+            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {:.3} ± {:.3} | {} |",
             m.algorithm.code(),
             match (k == outcome.chosen, k == outcome.winner) {
                 (true, _) => " (chosen)",
@@ -202,6 +204,10 @@ pub fn cv_table(outcome: &Outcome) -> String {
             cell("brier"),
             platt.mean,
             platt.std,
+            c.shipped.map_or_else(
+                || "no".to_owned(),
+                |m| format!("Platt (a = {:.3}, b = {:.3})", m.a, m.b)
+            ),
         );
     }
     t
@@ -262,7 +268,7 @@ pub fn markdown(data: &Dataset, outcome: &Outcome, seed: u64, elapsed_s: f64) ->
     md.push_str(&cv_table(outcome));
     let _ = writeln!(
         md,
-        "\nChosen: **{}** ({}; {}), mean ROC-AUC {auc:.3}. Quality bar ≥ {QUALITY_BAR}: **{}**. \
+        "\nChosen: **{}** ({}; {}), mean ROC-AUC {auc:.4}. Quality bar ≥ {QUALITY_BAR}: **{}**. \
          Every model's best parameters, refitted on all rows, are in `candidates/<model>.avro`.\n",
         chosen.algorithm.code(),
         chosen.best().params.label(),
@@ -275,9 +281,8 @@ pub fn markdown(data: &Dataset, outcome: &Outcome, seed: u64, elapsed_s: f64) ->
     let _ = writeln!(
         md,
         "Brier score of **{}**: {:.4} ± {:.4} raw, {:.4} ± {:.4} with Platt scaling fitted inside CV \
-         (per test fold, on an inner stratified CV of its training folds). Platt scaling {} the Brier score by {:.4}. \
-         It is not shipped: the artifact has no calibration step. `reliability.png` shows the out-of-fold \
-         reliability of every model (10 equal-width bins).\n",
+         (per test fold, on an inner stratified CV of its training folds). Platt scaling {} the Brier score by {:.4}, \
+         so {}. `reliability.png` shows the out-of-fold reliability of every model (10 equal-width bins).\n",
         chosen.algorithm.code(),
         raw.mean,
         raw.std,
@@ -288,7 +293,14 @@ pub fn markdown(data: &Dataset, outcome: &Outcome, seed: u64, elapsed_s: f64) ->
         } else {
             "does not lower"
         },
-        (raw.mean - platt.mean).abs()
+        (raw.mean - platt.mean).abs(),
+        c.shipped.map_or_else(
+            || "the artifact is uncalibrated".to_owned(),
+            |m| format!(
+                "the artifact carries the map fitted on every row's out-of-fold probability (a = {:.4}, b = {:.4})",
+                m.a, m.b
+            )
+        ),
     );
     let _ = writeln!(
         md,
@@ -327,8 +339,7 @@ pub fn markdown(data: &Dataset, outcome: &Outcome, seed: u64, elapsed_s: f64) ->
     let _ = writeln!(
         md,
         "\nFold assignment differs from scikit-learn's StratifiedKFold even with the same seed, so differences of ±0.005 are within fold noise. \
-         The random forest is our own CART learner (`trees/`), which draws columns per split as scikit-learn does; \
-         the decision tree is linfa-trees."
+         The trees are our own CART learner (`trees/`); the random forest draws columns per split as scikit-learn does."
     );
     for m in &outcome.models {
         let _ = writeln!(md, "\n## {} — grid\n", m.algorithm.code());

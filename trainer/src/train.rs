@@ -5,7 +5,7 @@
 //! [`crate::cv`], the grid search in [`crate::search`], the thread pool in `pool`. Every
 //! probability evaluated goes through heart-model's `Artifact::apply`, the code the scorer runs.
 
-use heart_model::{Algorithm, Artifact, Model};
+use heart_model::{Algorithm, Artifact, Estimator, Model, Platt};
 use indicatif::ProgressBar;
 
 pub use crate::algorithms::Params;
@@ -114,11 +114,6 @@ pub fn train_shipping(
             .position(|m| m.algorithm == a)
             .unwrap_or(winner),
     };
-    let candidates = models
-        .iter()
-        .map(|m| build_artifact(data, opts, m))
-        .collect::<Result<Vec<_>, _>>()?;
-    let artifact = candidates[chosen].clone();
     // The models cross-validation fitted for each kind's best point (same rows, same seeds),
     // kept to evaluate calibration and masked fields without refitting the outer folds.
     let fold_models = models
@@ -132,6 +127,12 @@ pub fn train_shipping(
             calibration::platt_cv(data, &folds, &m.best().params, fitted, opts.seed, progress)
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let candidates = models
+        .iter()
+        .zip(&calibration)
+        .map(|(m, c)| build_artifact(data, opts, m, c.shipped))
+        .collect::<Result<Vec<_>, _>>()?;
+    let artifact = candidates[chosen].clone();
     let missing = missing::masked_cv(data, &folds, &fold_models[chosen], &missing::MASKS);
     Ok(Outcome {
         models,
@@ -145,7 +146,8 @@ pub fn train_shipping(
     })
 }
 
-/// Refits `model`'s best candidate on every row and builds the artifact with golden vectors.
+/// Refits `model`'s best candidate on every row and builds the artifact with golden vectors,
+/// its probabilities mapped through `calibration` when given.
 ///
 /// # Errors
 /// If the fit fails or the artifact does not load.
@@ -153,10 +155,17 @@ pub fn build_artifact(
     data: &Dataset,
     opts: &TrainOptions,
     model: &ModelResult,
+    calibration: Option<Platt>,
 ) -> Result<Artifact, TrainError> {
     let best = model.best();
     let all: Vec<usize> = (0..data.len()).collect();
     let mut artifact = features::fit_model(data, &all, &best.params, opts.seed)?;
+    if let Some(platt) = calibration {
+        artifact.estimator = Estimator::Calibrated {
+            estimator: Box::new(artifact.estimator),
+            platt,
+        };
+    }
     artifact.name = opts.name.clone();
     artifact
         .hyperparameters
@@ -187,7 +196,7 @@ fn golden_inputs(rows: &[Row]) -> Vec<Row> {
 mod tests {
     use super::*;
     use crate::algorithms::RandomForestParams;
-    use crate::cv::tests::cleveland;
+    use crate::data::tests::cleveland;
 
     #[test]
     fn same_seed_gives_a_byte_identical_payload() {
@@ -213,17 +222,17 @@ mod tests {
             }],
             best: 0,
         };
-        let a = build_artifact(&data, &opts, &model)
+        let a = build_artifact(&data, &opts, &model, None)
             .unwrap()
             .to_payload()
             .unwrap();
-        let b = build_artifact(&data, &opts, &model)
+        let b = build_artifact(&data, &opts, &model, None)
             .unwrap()
             .to_payload()
             .unwrap();
         assert_eq!(a, b);
         let other = TrainOptions { seed: 43, ..opts };
-        let c = build_artifact(&data, &other, &model)
+        let c = build_artifact(&data, &other, &model, None)
             .unwrap()
             .to_payload()
             .unwrap();
@@ -299,6 +308,16 @@ mod tests {
         let best = outcome.models[0].best();
         let cv_brier: Vec<f64> = best.folds.iter().map(|m| m.brier).collect();
         assert_eq!(outcome.calibration[0].raw_brier, cv_brier);
+        // The artifact carries the calibration exactly when CV says it lowers the Brier score.
+        let c = &outcome.calibration[0];
+        assert_eq!(a.estimator.calibration(), c.shipped);
+        assert_eq!(
+            c.shipped.is_some(),
+            c.calibrated().mean < c.raw().mean,
+            "{:?} vs {:?}",
+            c.calibrated(),
+            c.raw()
+        );
         let cv_auc: Vec<f64> = best.folds.iter().map(|m| m.roc_auc).collect();
         assert_eq!(outcome.missing[0].name, "none");
         assert_eq!(outcome.missing[0].roc_auc, cv_auc);

@@ -1,13 +1,14 @@
-//! A single CART tree (linfa-trees, Gini), stored as a one-tree `Estimator::Forest`.
+//! A single CART tree (our Gini learner in [`crate::trees`], every column at every split),
+//! stored as a one-tree `Estimator::Forest`.
 
 use std::collections::BTreeMap;
 
 use heart_model::{Algorithm, Estimator};
 use ndarray::Array2;
 
-use super::linfa_tree::fit_tree;
 use super::{Candidate, Kind, Params};
 use crate::error::TrainError;
+use crate::trees::{MaxFeatures, TreeParams, fit_tree};
 
 /// The kind.
 pub(super) const KIND: Kind = Kind {
@@ -53,11 +54,15 @@ impl Candidate for DecisionTreeParams {
         ])
     }
 
-    /// Deterministic: `seed` is not used.
-    fn fit(&self, x: &Array2<f64>, y: &[bool], _seed: u64) -> Result<Estimator, TrainError> {
-        let all: Vec<usize> = (0..x.nrows()).collect();
-        let cols: Vec<usize> = (0..x.ncols()).collect();
-        let tree = fit_tree(x, y, &all, &cols, self.max_depth, self.min_samples_leaf)?;
+    /// Every column is searched at every split, so `seed` only orders the columns, which
+    /// decides between two splits of exactly equal gain.
+    fn fit(&self, x: &Array2<f64>, y: &[bool], seed: u64) -> Result<Estimator, TrainError> {
+        let params = TreeParams {
+            max_depth: Some(self.max_depth),
+            min_samples_leaf: self.min_samples_leaf,
+            max_features: MaxFeatures::All,
+        };
+        let tree = fit_tree(x.view(), y, &params, seed)?;
         Ok(Estimator::Forest { trees: vec![tree] })
     }
 }
@@ -66,7 +71,7 @@ impl Candidate for DecisionTreeParams {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::algorithms::linfa_tree::tests::toy;
+    use crate::algorithms::tests::toy;
 
     #[test]
     fn a_decision_tree_is_one_tree_within_its_depth() {

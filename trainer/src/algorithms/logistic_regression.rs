@@ -82,7 +82,7 @@ fn linfa_params(c: f64) -> LogisticRegression<f64> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::algorithms::linfa_tree::tests::toy;
+    use crate::algorithms::tests::toy;
 
     #[test]
     fn logistic_conversion_reproduces_linfa_within_1e_9() {

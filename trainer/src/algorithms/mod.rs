@@ -7,7 +7,6 @@
 
 mod decision_tree;
 mod gradient_boosting;
-mod linfa_tree;
 mod logistic_regression;
 mod random_forest;
 
@@ -128,8 +127,20 @@ pub fn grid(algorithm: Algorithm) -> Vec<Params> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// A tiny seeded problem: 3 features, label from a noisy linear rule, positives the minority.
+    pub(crate) fn toy(n: usize, seed: u64) -> (Array2<f64>, Vec<bool>) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let x = Array2::from_shape_fn((n, 3), |_| rng.gen_range(-2.0..2.0));
+        let y = (0..n)
+            .map(|i| x[(i, 0)] - 0.5 * x[(i, 1)] + rng.gen_range(-0.7..0.7) > 0.6)
+            .collect();
+        (x, y)
+    }
 
     #[test]
     fn every_kind_has_a_grid_of_its_own_algorithm_without_duplicates() {
@@ -144,7 +155,7 @@ mod tests {
         assert_eq!(grid(Algorithm::LogisticRegression).len(), 6);
         assert_eq!(grid(Algorithm::DecisionTree).len(), 15);
         assert_eq!(grid(Algorithm::RandomForest).len(), 12);
-        assert_eq!(grid(Algorithm::GradientBoosting).len(), 8);
+        assert_eq!(grid(Algorithm::GradientBoosting).len(), 16);
     }
 
     #[test]

@@ -87,7 +87,7 @@ impl Candidate for RandomForestParams {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::algorithms::linfa_tree::tests::toy;
+    use crate::algorithms::tests::toy;
     use heart_model::Node;
 
     #[test]

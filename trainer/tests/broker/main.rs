@@ -90,6 +90,7 @@ fn an_artifact_failing_its_golden_vectors_is_not_published() {
         Estimator::Logistic { intercept, .. } => *intercept += 0.5,
         Estimator::Forest { trees } => trees.truncate(1),
         Estimator::Boosted { base_score, .. } => *base_score += 0.5,
+        Estimator::Calibrated { platt, .. } => platt.b += 0.5,
     }
     // A consistent checksum: only the golden vectors can catch this.
     let tampered = artifact
