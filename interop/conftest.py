@@ -12,7 +12,7 @@ SCHEMAS = ROOT / "schemas" / "avro"
 @pytest.fixture(scope="session")
 def bin_dir() -> pathlib.Path:
     """Where scripts/interop built the binaries under test."""
-    return pathlib.Path(os.environ.get("HEART_BIN_DIR", ROOT / "target" / "debug"))
+    return pathlib.Path(os.environ.get("HEART_BIN_DIR", ROOT / "target" / "release"))
 
 
 @pytest.fixture(scope="session")

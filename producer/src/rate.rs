@@ -82,69 +82,91 @@ impl Pacer {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn hundred_per_second_takes_one_second_for_101_records() {
+    /// What [`Pacer::tick`] does, on a simulated clock: the time after waiting at `now`.
+    fn tick(pacer: &mut Pacer, now: Instant) -> Instant {
+        pacer.release(now).map_or(now, |due| due.max(now))
+    }
+
+    #[test]
+    fn hundred_per_second_takes_one_second_for_101_records() {
         let t0 = Instant::now();
         let mut pacer = Pacer::new(100.0, t0);
+        let mut now = t0;
         for _ in 0..=100 {
-            pacer.tick().await;
+            now = tick(&mut pacer, now);
         }
-        assert_eq!(t0.elapsed(), Duration::from_secs(1));
+        assert_eq!(now - t0, Duration::from_secs(1));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn work_between_ticks_does_not_make_the_schedule_drift() {
+    #[test]
+    fn work_between_ticks_does_not_make_the_schedule_drift() {
         let t0 = Instant::now();
         let mut pacer = Pacer::new(100.0, t0);
+        let mut now = t0;
         for n in 0..50u32 {
-            pacer.tick().await;
-            assert_eq!(t0.elapsed(), Duration::from_millis(10) * n, "record {n}");
+            now = tick(&mut pacer, now);
+            assert_eq!(now - t0, Duration::from_millis(10) * n, "record {n}");
             // 3 ms of work per record: a sleeping ticker would drift to 13 ms per record.
-            tokio::time::advance(Duration::from_millis(3)).await;
+            now += Duration::from_millis(3);
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_stall_allows_at_most_one_bucket_of_catch_up() {
+    #[test]
+    fn a_stall_allows_at_most_one_bucket_of_catch_up() {
         let t0 = Instant::now();
         let mut pacer = Pacer::new(10.0, t0);
+        let mut now = t0;
         for _ in 0..10 {
-            pacer.tick().await;
+            now = tick(&mut pacer, now);
         }
-        assert_eq!(t0.elapsed(), Duration::from_millis(900));
-        tokio::time::advance(Duration::from_secs(5)).await;
-        let stalled = Instant::now();
+        assert_eq!(now - t0, Duration::from_millis(900));
+        now += Duration::from_secs(5);
+        let stalled = now;
         // One bucket (10 records) goes at once, then the rate applies again.
         for _ in 0..10 {
-            pacer.tick().await;
+            now = tick(&mut pacer, now);
         }
-        assert_eq!(stalled.elapsed(), Duration::ZERO);
-        pacer.tick().await;
-        assert_eq!(stalled.elapsed(), Duration::from_millis(100));
+        assert_eq!(now, stalled);
+        now = tick(&mut pacer, now);
+        assert_eq!(now - stalled, Duration::from_millis(100));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_short_delay_is_caught_up_fully() {
+    #[test]
+    fn a_short_delay_is_caught_up_fully() {
         let t0 = Instant::now();
         let mut pacer = Pacer::new(10.0, t0);
-        pacer.tick().await;
-        tokio::time::advance(Duration::from_millis(350)).await;
+        let mut now = tick(&mut pacer, t0);
+        now += Duration::from_millis(350);
         // Records 1..=3 were due at 100, 200 and 300 ms: they go now; record 4 at 400 ms.
         for _ in 0..3 {
-            pacer.tick().await;
+            now = tick(&mut pacer, now);
         }
-        assert_eq!(t0.elapsed(), Duration::from_millis(350));
-        pacer.tick().await;
-        assert_eq!(t0.elapsed(), Duration::from_millis(400));
+        assert_eq!(now - t0, Duration::from_millis(350));
+        now = tick(&mut pacer, now);
+        assert_eq!(now - t0, Duration::from_millis(400));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn fractional_rates_wait_longer_than_a_second() {
+    #[test]
+    fn fractional_rates_wait_longer_than_a_second() {
         let t0 = Instant::now();
         let mut pacer = Pacer::new(0.5, t0);
-        pacer.tick().await;
-        pacer.tick().await;
-        assert_eq!(t0.elapsed(), Duration::from_secs(2));
+        let now = tick(&mut pacer, t0);
+        assert_eq!(tick(&mut pacer, now) - t0, Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn tick_sleeps_until_the_record_is_due() {
+        let t0 = Instant::now();
+        let mut pacer = Pacer::new(200.0, t0);
+        for _ in 0..=4 {
+            pacer.tick().await;
+        }
+        // Record 4 is due 20 ms after record 0; a sleep never ends early.
+        assert!(
+            t0.elapsed() >= Duration::from_millis(20),
+            "{:?}",
+            t0.elapsed()
+        );
     }
 
     #[test]

@@ -18,20 +18,20 @@
 //! - [`decoder`]: [`Decoder`], which reads a record in either framing (single-object or
 //!   Confluent), with writer schemas from the registry resolved to this build's.
 //! - [`error`]: [`RegistryError`], sorted by what the caller should do.
-//! - `standin` (feature `standin`): `StandIn`, which runs the test stand-in `scripts/schema-registry`.
+//! - [`standin`]: [`StandIn`], which runs the test stand-in `scripts/schema-registry` for this
+//!   crate's and other crates' tests. It is always built: a feature for it would give the tests'
+//!   builds a different feature set from the binaries' and compile the dependents twice.
 
 pub mod client;
 pub mod config;
 pub mod decoder;
 pub mod error;
-#[cfg(feature = "standin")]
 pub mod standin;
 
 pub use client::{Registry, SubjectVersion};
 pub use config::{RegistryArgs, RegistryConfig};
 pub use decoder::{DecodeFailure, Decoder, Header, Lookup};
 pub use error::RegistryError;
-#[cfg(feature = "standin")]
 pub use standin::StandIn;
 
 /// The value subject of `topic` under the TopicNameStrategy, Confluent's default:

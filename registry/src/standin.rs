@@ -1,5 +1,5 @@
 //! [`StandIn`]: runs `scripts/schema-registry`, the stand-in registry, for a test's lifetime.
-//! Behind the `standin` feature, so production builds carry no process spawning.
+//! Test support: always built (see the crate docs), called only by tests.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
