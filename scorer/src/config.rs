@@ -129,8 +129,10 @@ pub struct Config {
     #[arg(long, env = "SCORER_FETCH_WAIT_MAX_MS", default_value_t = 10)]
     pub fetch_wait_max_ms: u64,
 
-    /// When batches have failed for this long without one committing, `/readyz` answers 503
-    /// with the reason and an error is logged (every 30 s while it lasts).
+    /// When batches have failed for this long without one committing, or an idle replica has
+    /// reached no broker for this long, or a partition has waited this long for the Schema
+    /// Registry, `/readyz` answers 503 with the reason and an error is logged (every 30 s while
+    /// it lasts).
     #[arg(long, env = "SCORER_STALL_TIMEOUT_MS", default_value_t = 30_000)]
     pub stall_timeout_ms: u64,
 

@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub enum Stage {
     /// Finding the topics the pipeline writes, before it starts.
     Topics,
+    /// Reaching a broker at all, checked while no records arrive (a busy pipeline finds out
+    /// through its batches).
+    Broker,
     /// Writing and committing batches.
     Output,
     /// Fetching writer schemas from the Schema Registry.

@@ -174,7 +174,8 @@ pub(crate) struct FetchStage<'a> {
     /// Shutdown (SIGTERM) or the output stage giving up.
     pub stop: &'a CancellationToken,
     pub status: &'a PipelineStatus,
-    /// How long partitions may wait for the registry before readiness turns off.
+    /// How long partitions may wait for the registry, or an idle replica for any broker, before
+    /// readiness turns off.
     pub stall_timeout: Duration,
 }
 
@@ -182,6 +183,24 @@ static BATCH_IDS: AtomicU64 = AtomicU64::new(1);
 
 /// How long the fetch stage waits for room in the hand-off before it pauses fetching.
 const PAUSE_AFTER: Duration = Duration::from_millis(200);
+
+/// After this long without a record, the fetch stage asks a broker for the topic's metadata
+/// (at most once per [`PROBE_INTERVAL`], each bounded by [`PROBE_TIMEOUT`]): an idle replica
+/// has no batch whose failure would show that the brokers are gone.
+const PROBE_IDLE: Duration = Duration::from_secs(1);
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Whether an idle replica can reach a broker.
+#[derive(Debug)]
+struct Reachability {
+    /// When the fetch stage last saw no record (reset by every record).
+    idle_since: Option<Instant>,
+    last_probe: Instant,
+    /// Since the first probe that failed, while they fail.
+    failing_since: Option<Instant>,
+    last_logged: Option<Instant>,
+}
 
 impl FetchStage<'_> {
     /// Pauses (or resumes) fetching of every assigned partition; returns the new state.
@@ -337,6 +356,48 @@ impl FetchStage<'_> {
         }
     }
 
+    /// While no record has arrived for [`PROBE_IDLE`], asks for the topic's metadata once per
+    /// [`PROBE_INTERVAL`]; turns readiness off (and logs at error once per interval) when no
+    /// broker has answered for `--stall-timeout-ms`, and on again at the first answer.
+    fn probe_broker(&self, topic: &str, reach: &mut Reachability) {
+        let Some(idle_since) = reach.idle_since else {
+            return;
+        };
+        let now = Instant::now();
+        if now - idle_since < PROBE_IDLE || now - reach.last_probe < PROBE_INTERVAL {
+            return;
+        }
+        reach.last_probe = now;
+        match self.consumer.fetch_metadata(Some(topic), PROBE_TIMEOUT) {
+            Ok(_) => {
+                if reach.failing_since.take().is_some() {
+                    self.status.set_problem(Stage::Broker, None);
+                    tracing::info!("a broker answers again");
+                }
+            }
+            Err(error) => {
+                let since = *reach.failing_since.get_or_insert(now);
+                if now - since < self.stall_timeout {
+                    return;
+                }
+                self.status.set_problem(
+                    Stage::Broker,
+                    Some(format!(
+                        "no broker has answered for {} s (last error: {error}); check that the brokers in --bootstrap-servers run and are reachable",
+                        (now - since).as_secs()
+                    )),
+                );
+                if reach
+                    .last_logged
+                    .is_none_or(|t| now - t >= Duration::from_secs(30))
+                {
+                    tracing::error!(error = %error, "no broker reachable: not ready until one answers");
+                    reach.last_logged = Some(now);
+                }
+            }
+        }
+    }
+
     /// Polls and routes until stopped, then hands over the open batch (drain).
     ///
     /// # Errors
@@ -353,8 +414,15 @@ impl FetchStage<'_> {
         let mut clock_stale = false;
         let mut paused = false;
         let mut registry_reported = None;
+        let mut reach = Reachability {
+            idle_since: None,
+            last_probe: Instant::now(),
+            failing_since: None,
+            last_logged: None,
+        };
         while !self.stop.is_cancelled() {
             self.retry_holds(decoder, &mut registry_reported);
+            self.probe_broker(topic, &mut reach);
             if let Some(rewind) = handoff.take_rewind() {
                 ctx.take_open();
                 epoch += 1;
@@ -413,13 +481,21 @@ impl FetchStage<'_> {
             }
             match self.consumer.poll(timeout) {
                 // The clock is read once per 64 records under load; after a wait it is stale.
-                None => clock_stale = true,
+                None => {
+                    clock_stale = true;
+                    reach.idle_since.get_or_insert_with(Instant::now);
+                }
                 Some(Err(error)) => {
                     if let Some(suppressed) = errors.allow() {
                         tracing::warn!(error = %error, suppressed, "consume error");
                     }
                 }
                 Some(Ok(message)) => {
+                    reach.idle_since = None;
+                    if reach.failing_since.take().is_some() {
+                        self.status.set_problem(Stage::Broker, None);
+                        tracing::info!("records arrive again: a broker is reachable");
+                    }
                     let (partition, offset) = (message.partition(), message.offset());
                     // Fetched before the hold took effect: it is fetched again after it.
                     if ctx.held().contains_key(&partition) {

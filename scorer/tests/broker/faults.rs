@@ -288,8 +288,9 @@ fn sigterm_as_the_broker_dies_exits_within_the_drain_bound() {
     });
 }
 
-/// A broker outage that outlasts `--stall-timeout-ms` turns `/readyz` to 503 with the reason;
-/// once the broker is back and a batch commits, the replica is ready again on its own.
+/// A broker outage that outlasts `--stall-timeout-ms` turns `/readyz` to 503 with the reason,
+/// whether a batch was in flight or the replica had caught up; once the broker is back, the
+/// replica is ready again on its own.
 #[test]
 fn a_stalled_pipeline_turns_readiness_off_with_the_reason_and_heals() {
     let broker = own_broker("kafka-stall");
@@ -321,12 +322,27 @@ fn a_stalled_pipeline_turns_readiness_off_with_the_reason_and_heals() {
             );
             std::thread::sleep(Duration::from_millis(200));
         };
-        assert!(reason.contains("no batch committed"), "{reason}");
+        // Which stage says so depends on the moment of the kill: a batch in flight fails to
+        // commit, and a replica that had caught up finds no broker answering its probe.
+        assert!(
+            reason.contains("no batch committed") || reason.contains("no broker has answered"),
+            "{reason}"
+        );
         broker.resume();
         scorer.wait_ready(Duration::from_secs(120));
         feeder.join().unwrap();
         expect_each_once(&t.predictions, &records);
         assert!(scorer.alive(), "{}", scorer.log_text());
-        assert!(scorer.log_text().contains("pipeline recovered"));
+        let log = scorer.log_text();
+        assert!(
+            [
+                "pipeline recovered",
+                "a broker answers again",
+                "records arrive again"
+            ]
+            .iter()
+            .any(|healed| log.contains(healed)),
+            "{log}"
+        );
     });
 }
