@@ -88,6 +88,13 @@ SAMPLES = {
         "patient_id": "p-1", "event_time": ts(1), "scored_at": ts(1_700_000_000_000),
         "probability": 0.8125, "label": 1, "risk_level": "HIGH", "model_name": "heart",
         "model_version": 1 << 40, "imputed_fields": ["chol", "thal"],
+        "explanation": {
+            "space": "LOG_ODDS", "base": -0.25, "output": 1.5, "other": 0.25,
+            "contributions": [
+                {"field": "ca", "value": 2.0, "contribution": 0.9},
+                {"field": "cp", "value": 4.0, "contribution": 0.6},
+            ],
+        },
     },
     "dead_letter": {
         "original_key": b"k", "original_value": b"\x00\xff", "original_value_bytes": 2,

@@ -73,7 +73,8 @@ def test_oip_model_metadata_lists_the_tensor_and_outputs(client, model):
     assert meta["versions"] == [version]
     assert meta["inputs"] == [{"name": "patients", "datatype": "FP64", "shape": [-1, 13]}]
     assert [(o["name"], o["datatype"]) for o in meta["outputs"]] == [
-        ("probability", "FP64"), ("label", "INT64"), ("risk_level", "BYTES")]
+        ("probability", "FP64"), ("label", "INT64"), ("risk_level", "BYTES"),
+        ("explanation", "BYTES")]
     assert client.get_model_metadata(name, version) == meta
 
 

@@ -9,14 +9,18 @@ use sha2::{Digest, Sha256};
 
 use crate::estimator::Estimator;
 use crate::preprocess::Preprocessor;
+use crate::profile::TrainingProfile;
 
 /// The first payload format: postcard of [`Artifact`] without [`Estimator::Calibrated`].
 pub const PAYLOAD_FORMAT_V1: &str = "heart-model/postcard/v1";
 /// v1 plus [`Estimator::Calibrated`]; written only for an artifact that has a calibration, so
 /// that every other artifact stays readable by v1 readers.
 pub const PAYLOAD_FORMAT_V2: &str = "heart-model/postcard/v2";
+/// v2 plus [`Artifact::profile`], the training data's summary that drift and explanations
+/// need; what the trainer writes from this build on.
+pub const PAYLOAD_FORMAT_V3: &str = "heart-model/postcard/v3";
 /// Every `payload_format` this build reads.
-pub const PAYLOAD_FORMATS: [&str; 2] = [PAYLOAD_FORMAT_V1, PAYLOAD_FORMAT_V2];
+pub const PAYLOAD_FORMATS: [&str; 3] = [PAYLOAD_FORMAT_V1, PAYLOAD_FORMAT_V2, PAYLOAD_FORMAT_V3];
 
 /// Which learning algorithm produced an estimator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -88,6 +92,39 @@ pub struct Artifact {
     pub cv_metrics: BTreeMap<String, f64>,
     /// Inputs and the trainer's probabilities; every loader must reproduce them.
     pub golden: Vec<GoldenVector>,
+    /// The training data's summary (payload format v3); `None` in older artifacts, which then
+    /// score but cannot be explained or watched for drift.
+    pub profile: Option<TrainingProfile>,
+}
+
+/// An artifact in payload format v1 or v2: [`Artifact`] without its profile. Postcard writes
+/// fields in order with no names, so an older payload ends where the profile would begin.
+#[derive(Deserialize)]
+struct ArtifactV2 {
+    name: String,
+    algorithm: Algorithm,
+    hyperparameters: BTreeMap<String, String>,
+    preprocessor: Preprocessor,
+    estimator: Estimator,
+    training_data_sha256: String,
+    cv_metrics: BTreeMap<String, f64>,
+    golden: Vec<GoldenVector>,
+}
+
+impl From<ArtifactV2> for Artifact {
+    fn from(a: ArtifactV2) -> Self {
+        Self {
+            name: a.name,
+            algorithm: a.algorithm,
+            hyperparameters: a.hyperparameters,
+            preprocessor: a.preprocessor,
+            estimator: a.estimator,
+            training_data_sha256: a.training_data_sha256,
+            cv_metrics: a.cv_metrics,
+            golden: a.golden,
+            profile: None,
+        }
+    }
 }
 
 impl Artifact {
@@ -125,20 +162,49 @@ impl Artifact {
             .collect();
     }
 
+    /// Summarises the training `rows` into [`Artifact::profile`]; call it after the estimator
+    /// is final.
+    pub fn set_profile(&mut self, rows: &[[Option<f64>; N_FIELDS]]) {
+        self.profile = Some(TrainingProfile::fit(
+            rows,
+            &self.preprocessor,
+            &self.estimator,
+        ));
+    }
+
     /// The oldest payload format that holds this artifact.
     pub fn payload_format(&self) -> &'static str {
-        match self.estimator {
-            Estimator::Calibrated { .. } => PAYLOAD_FORMAT_V2,
-            _ => PAYLOAD_FORMAT_V1,
+        match (&self.profile, &self.estimator) {
+            (Some(_), _) => PAYLOAD_FORMAT_V3,
+            (None, Estimator::Calibrated { .. }) => PAYLOAD_FORMAT_V2,
+            (None, _) => PAYLOAD_FORMAT_V1,
         }
     }
 
-    /// Serializes the artifact (postcard: compact and deterministic).
+    /// Serializes the artifact (postcard: compact and deterministic) in
+    /// [`Artifact::payload_format`]: an artifact without a profile as v1 or v2 wrote it.
     ///
     /// # Errors
     /// Only if serialization fails, which postcard does not do for these types.
     pub fn to_payload(&self) -> Result<Vec<u8>, postcard::Error> {
-        postcard::to_allocvec(self)
+        let mut bytes = postcard::to_allocvec(self)?;
+        if self.profile.is_none() {
+            // The `None` tag of the profile; v1 and v2 payloads end before it.
+            bytes.pop();
+        }
+        Ok(bytes)
+    }
+
+    /// Deserializes a payload of `format` (one of [`PAYLOAD_FORMATS`]; the caller checks).
+    ///
+    /// # Errors
+    /// The postcard error of a payload that does not decode.
+    pub fn from_payload(format: &str, payload: &[u8]) -> Result<Self, postcard::Error> {
+        if format == PAYLOAD_FORMAT_V3 {
+            postcard::from_bytes(payload)
+        } else {
+            postcard::from_bytes::<ArtifactV2>(payload).map(Self::from)
+        }
     }
 
     /// Wraps the artifact in the envelope published on the models topic.

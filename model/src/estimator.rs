@@ -74,6 +74,31 @@ impl Tree {
         }
     }
 
+    /// The nodes `x` passes through, the root first and its leaf last.
+    ///
+    /// # Panics
+    /// As [`Tree::predict`].
+    pub fn path<'a>(&'a self, x: &'a [f64]) -> impl Iterator<Item = usize> + 'a {
+        let mut next = Some(0usize);
+        std::iter::from_fn(move || {
+            let i = next?;
+            next = match &self.nodes[i] {
+                Node::Leaf { .. } => None,
+                Node::Split {
+                    feature,
+                    threshold,
+                    left,
+                    right,
+                } => Some(if x[usize::from(*feature)] <= *threshold {
+                    *left as usize
+                } else {
+                    *right as usize
+                }),
+            };
+            Some(i)
+        })
+    }
+
     /// Checks that the tree is non-empty, children follow their parents, features are within
     /// `width` and leaves hold probabilities.
     ///
@@ -357,6 +382,33 @@ mod tests {
         let t = stump();
         assert_eq!(t.predict(&[0.0, 0.5]), 0.25);
         assert_eq!(t.predict(&[0.0, 0.6]), 0.75);
+    }
+
+    #[test]
+    fn path_runs_from_the_root_to_the_leaf_predict_reads() {
+        let t = Tree {
+            nodes: vec![
+                Node::Split {
+                    feature: 0,
+                    threshold: 1.0,
+                    left: 1,
+                    right: 2,
+                },
+                Node::Leaf { probability: 0.1 },
+                Node::Split {
+                    feature: 1,
+                    threshold: 0.0,
+                    left: 3,
+                    right: 4,
+                },
+                Node::Leaf { probability: 0.2 },
+                Node::Leaf { probability: 0.3 },
+            ],
+        };
+        assert_eq!(t.path(&[0.0, 0.0]).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(t.path(&[2.0, 0.0]).collect::<Vec<_>>(), [0, 2, 3]);
+        assert_eq!(t.path(&[2.0, 5.0]).collect::<Vec<_>>(), [0, 2, 4]);
+        assert_eq!(t.predict(&[2.0, 5.0]), 0.3);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use thiserror::Error;
 
 use crate::artifact::{Artifact, PAYLOAD_FORMATS, sha256_hex};
 use crate::estimator::Estimator;
+use crate::explain::{ExplainError, Explainer, Explanation};
 use crate::preprocess::{ColumnStep, MAX_WIDTH};
 use crate::stumps::StumpTable;
 
@@ -82,6 +83,8 @@ pub struct Model {
     pub artifact: Artifact,
     /// A boosted model of stumps, tabulated (checked against the golden vectors like the rest).
     stumps: Option<StumpTable>,
+    /// Node expectations and column means, when the artifact has a profile.
+    explainer: Option<Explainer>,
 }
 
 impl Model {
@@ -103,7 +106,7 @@ impl Model {
                 actual,
             });
         }
-        let artifact: Artifact = postcard::from_bytes(&version.payload)?;
+        let artifact = Artifact::from_payload(&version.payload_format, &version.payload)?;
         for (field, envelope, payload) in [
             ("name", version.name.as_str(), artifact.name.as_str()),
             (
@@ -129,10 +132,12 @@ impl Model {
             } => StumpTable::new(*base_score, *learning_rate, trees),
             _ => None,
         };
+        let explainer = Explainer::new(&artifact);
         let model = Self {
             version,
             artifact,
             stumps,
+            explainer,
         };
         model.verify_golden()?;
         Ok(model)
@@ -171,6 +176,36 @@ impl Model {
                 })
             }
             None => self.artifact.apply(features),
+        }
+    }
+
+    /// Whether [`Model::explain`] can answer: the artifact has a training profile.
+    ///
+    /// # Errors
+    /// [`ExplainError::NoProfile`] for an artifact older than payload format v3.
+    pub fn explainable(&self) -> Result<(), ExplainError> {
+        match self.explainer {
+            Some(_) => Ok(()),
+            None => Err(self.no_profile()),
+        }
+    }
+
+    fn no_profile(&self) -> ExplainError {
+        ExplainError::NoProfile {
+            name: self.version.name.clone(),
+            version: self.version.version,
+            format: self.version.payload_format.clone(),
+        }
+    }
+
+    /// Explains the model's output for raw attributes in field order (see [`crate::explain`]).
+    ///
+    /// # Errors
+    /// [`ExplainError::NoProfile`] for an artifact older than payload format v3.
+    pub fn explain(&self, features: &[Option<f64>; N_FIELDS]) -> Result<Explanation, ExplainError> {
+        match &self.explainer {
+            Some(explainer) => Ok(explainer.explain(&self.artifact, features)),
+            None => Err(self.no_profile()),
         }
     }
 
@@ -220,11 +255,15 @@ fn check_structure(a: &Artifact) -> Result<(), String> {
             "{width} encoded features exceed the maximum {MAX_WIDTH}"
         ));
     }
-    a.estimator.check(width)
+    a.estimator.check(width)?;
+    match &a.profile {
+        Some(profile) => profile.check(width, &a.estimator),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
@@ -232,7 +271,7 @@ mod tests {
     use crate::estimator::{Estimator, Node, Tree, sigmoid};
     use crate::preprocess::Preprocessor;
 
-    fn rows() -> Vec<[Option<f64>; N_FIELDS]> {
+    pub(crate) fn rows() -> Vec<[Option<f64>; N_FIELDS]> {
         (0..10)
             .map(|i| {
                 let f = f64::from(i);
@@ -272,6 +311,7 @@ mod tests {
             training_data_sha256: "00".into(),
             cv_metrics: BTreeMap::new(),
             golden: Vec::new(),
+            profile: None,
         };
         a.set_golden(&rows);
         a
@@ -449,9 +489,9 @@ mod tests {
             assert!((p - expected).abs() < 1e-12, "row {i}: {p} vs {expected}");
             assert_eq!(p, a.golden[i].probability);
         }
-        // A v1-only reader would see an unknown format, and so does this build for a v3.
+        // A v1-only reader would see an unknown format, and so does this build for a v4.
         let mut future = v;
-        future.payload_format = "heart-model/postcard/v3".into();
+        future.payload_format = "heart-model/postcard/v4".into();
         let err = Model::load(future).unwrap_err();
         assert!(err.to_string().contains("upgrade this scorer"), "{err}");
     }

@@ -42,6 +42,14 @@ impl ColumnStep {
         }
     }
 
+    /// The value a missing input is imputed with: the training median or mode.
+    pub fn fill_value(&self) -> f64 {
+        match self {
+            Self::Scaled { median, .. } => *median,
+            Self::OneHot { mode, .. } => f64::from(*mode),
+        }
+    }
+
     /// Index into [`FIELDS`] of the field this step reads.
     pub fn field(&self) -> usize {
         match self {

@@ -439,6 +439,7 @@ mod tests {
             model_name: "logreg".to_owned(),
             model_version: version,
             imputed_fields: heart_schemas::FieldSet::EMPTY,
+            explanation: None,
         }
     }
 

@@ -18,7 +18,7 @@ impl<'a> Reader<'a> {
         Self { record, bytes }
     }
 
-    fn malformed(&self, field: &str, what: &str) -> DecodeError {
+    pub(crate) fn malformed(&self, field: &str, what: &str) -> DecodeError {
         DecodeError::Malformed {
             record: self.record,
             detail: format!("field {field}: {what}"),
@@ -90,13 +90,31 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// An array of attribute names (Avro blocks; a negative count carries a byte size).
+    /// An array of attribute names.
     pub(crate) fn field_set(&mut self, field: &str) -> Result<crate::FieldSet, DecodeError> {
         let mut set = crate::FieldSet::EMPTY;
+        self.blocks(field, |r| {
+            let name = r.string(field)?;
+            set = set.union(
+                crate::FieldSet::from_names([name.as_str()])
+                    .map_err(|_| r.malformed(field, "not a UCI attribute name"))?,
+            );
+            Ok(())
+        })?;
+        Ok(set)
+    }
+
+    /// The items of an array, each read by `item` (Avro blocks; a negative count carries a
+    /// byte size).
+    pub(crate) fn blocks(
+        &mut self,
+        field: &str,
+        mut item: impl FnMut(&mut Self) -> Result<(), DecodeError>,
+    ) -> Result<(), DecodeError> {
         loop {
             let mut count = self.long(field)?;
             if count == 0 {
-                return Ok(set);
+                return Ok(());
             }
             if count < 0 {
                 count = count
@@ -105,11 +123,7 @@ impl<'a> Reader<'a> {
                 self.long(field)?;
             }
             for _ in 0..count {
-                let name = self.string(field)?;
-                set = set.union(
-                    crate::FieldSet::from_names([name.as_str()])
-                        .map_err(|_| self.malformed(field, "not a UCI attribute name"))?,
-                );
+                item(self)?;
             }
         }
     }

@@ -318,6 +318,11 @@ impl FieldReader {
         }
     }
 
+    /// The field's value as it is, for a type with a reader of its own.
+    pub(crate) fn value(&mut self, field: &'static str) -> Result<Value, DecodeError> {
+        self.next(field)
+    }
+
     pub(crate) fn string(&mut self, field: &'static str) -> Result<String, DecodeError> {
         match self.next(field)? {
             Value::String(s) => Ok(s),
@@ -489,6 +494,7 @@ mod tests {
             model_name: "heart".into(),
             model_version: 7,
             imputed_fields: crate::FieldSet::EMPTY,
+            explanation: None,
         }
     }
 
@@ -499,7 +505,7 @@ mod tests {
     /// legacy ones are what builds before this one wrote.
     #[test]
     fn every_schema_has_the_specified_canonical_form_and_fingerprints() {
-        let cases: [(&SchemaInfo, &str, &str, &str); 6] = [
+        let cases: [(&SchemaInfo, &str, &str, &str); 7] = [
             (
                 PatientRecord::schema_info(),
                 "ac0b2f0d495356af",
@@ -514,6 +520,12 @@ mod tests {
             ),
             (
                 Prediction::schema_info(),
+                "4e0ac83e6853d49a",
+                "2615e5323c49276a",
+                r#"{"name":"io.heartrisk.v1.Prediction","type":"record","fields":[{"name":"patient_id","type":"string"},{"name":"event_time","type":"long"},{"name":"scored_at","type":"long"},{"name":"probability","type":"double"},{"name":"label","type":"int"},{"name":"risk_level","type":{"name":"io.heartrisk.v1.RiskLevel","type":"enum","symbols":["LOW","MEDIUM","HIGH"]}},{"name":"model_name","type":"string"},{"name":"model_version","type":"long"},{"name":"imputed_fields","type":{"type":"array","items":"string"}},{"name":"explanation","type":["null",{"name":"io.heartrisk.v1.Explanation","type":"record","fields":[{"name":"space","type":{"name":"io.heartrisk.v1.OutputSpace","type":"enum","symbols":["LOG_ODDS","PROBABILITY"]}},{"name":"base","type":"double"},{"name":"output","type":"double"},{"name":"contributions","type":{"type":"array","items":{"name":"io.heartrisk.v1.Contribution","type":"record","fields":[{"name":"field","type":"string"},{"name":"value","type":"double"},{"name":"contribution","type":"double"}]}}},{"name":"other","type":"double"}]}]}]}"#,
+            ),
+            (
+                &Prediction::schema_info().earlier[1],
                 "10a00dda24b6eff7",
                 "15a93367b601660b",
                 r#"{"name":"io.heartrisk.v1.Prediction","type":"record","fields":[{"name":"patient_id","type":"string"},{"name":"event_time","type":"long"},{"name":"scored_at","type":"long"},{"name":"probability","type":"double"},{"name":"label","type":"int"},{"name":"risk_level","type":{"name":"io.heartrisk.v1.RiskLevel","type":"enum","symbols":["LOW","MEDIUM","HIGH"]}},{"name":"model_name","type":"string"},{"name":"model_version","type":"long"},{"name":"imputed_fields","type":{"type":"array","items":"string"}}]}"#,
@@ -548,7 +560,7 @@ mod tests {
     fn records_are_written_with_the_specification_fingerprint() {
         let bytes = sample().encode().unwrap();
         assert_eq!(bytes[..2], [0xC3, 0x01]);
-        assert_eq!(hex(&bytes[2..10]), "10a00dda24b6eff7");
+        assert_eq!(hex(&bytes[2..10]), "4e0ac83e6853d49a");
     }
 
     #[test]

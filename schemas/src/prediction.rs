@@ -11,12 +11,16 @@ use thiserror::Error;
 use crate::binary::{Reader, Writer};
 use crate::codec::{AvroRecord, FieldReader, SchemaInfo, record};
 use crate::error::DecodeError;
+use crate::explanation::Explanation;
 use crate::imputation::FieldSet;
 
 static SCHEMA: LazyLock<SchemaInfo> = LazyLock::new(|| {
-    // Version 1 (before imputed_fields) still decodes: predictions already on the topic.
-    SchemaInfo::parse(include_str!("../avro/prediction.avsc"))
-        .with_earlier(&[include_str!("../avro/prediction_v1.avsc")])
+    // Versions 1 (before imputed_fields) and 2 (before explanation) still decode: predictions
+    // already on the topic.
+    SchemaInfo::parse(include_str!("../avro/prediction.avsc")).with_earlier(&[
+        include_str!("../avro/prediction_v1.avsc"),
+        include_str!("../avro/prediction_v2.avsc"),
+    ])
 });
 
 /// Probability at or above which the label is 1 (disease predicted).
@@ -155,6 +159,9 @@ pub struct Prediction {
     /// The input's missing attributes the model imputed (empty for a complete record).
     #[serde(default)]
     pub imputed_fields: FieldSet,
+    /// Why the model answered so, when the scorer was asked to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
 }
 
 impl Prediction {
@@ -193,6 +200,10 @@ impl AvroRecord for Prediction {
                         .collect(),
                 ),
             ),
+            (
+                "explanation",
+                Explanation::to_value(self.explanation.as_ref()),
+            ),
         ])
     }
 
@@ -208,6 +219,7 @@ impl AvroRecord for Prediction {
             model_name: r.string("model_name")?,
             model_version: r.long("model_version")?,
             imputed_fields: r.field_set("imputed_fields")?,
+            explanation: Explanation::decode(&mut r)?,
         };
         r.finish()?;
         Ok(p)
@@ -224,6 +236,7 @@ impl AvroRecord for Prediction {
         w.string(&self.model_name);
         w.long(self.model_version);
         w.field_set(self.imputed_fields);
+        Explanation::encode(self.explanation.as_ref(), &mut w);
         Ok(())
     }
 
@@ -245,6 +258,7 @@ impl AvroRecord for Prediction {
                 record: "Prediction",
                 field: "imputed_fields",
             })?,
+            explanation: Explanation::from_value(r.value("explanation")?)?,
         })
     }
 }
@@ -297,6 +311,7 @@ mod tests {
             model_name: "heart".into(),
             model_version: 7,
             imputed_fields: FieldSet::from_names(["chol", "thal"]).unwrap(),
+            explanation: None,
         };
         assert_eq!(Prediction::decode(&p.encode().unwrap()).unwrap(), p);
     }
@@ -317,6 +332,7 @@ mod tests {
                 model_name: "heart".repeat(i as usize % 3),
                 model_version: i << 33,
                 imputed_fields: FieldSet::EMPTY.with(i as usize % 13).with(12),
+                explanation: None,
             };
             let ours = p.encode().unwrap();
             assert_eq!(
@@ -343,15 +359,95 @@ mod tests {
             model_name: "heart".into(),
             model_version: 3,
             imputed_fields: FieldSet::EMPTY,
+            explanation: None,
         };
         let Value::Record(mut fields) = p.to_value() else {
             unreachable!()
         };
-        fields.retain(|(name, _)| name != "imputed_fields");
+        fields.retain(|(name, _)| name != "imputed_fields" && name != "explanation");
         let mut bytes = vec![0xC3, 0x01];
         bytes.extend_from_slice(&v1.fingerprint);
         bytes.extend(to_avro_datum(&v1.schema, Value::Record(fields)).unwrap());
         assert_eq!(Prediction::decode(&bytes).unwrap(), p);
+    }
+
+    #[test]
+    fn a_version_2_prediction_decodes_with_no_explanation() {
+        use apache_avro::to_avro_datum;
+        let v2 = &Prediction::schema_info().earlier[1];
+        let p = Prediction {
+            explanation: None,
+            ..explained(4)
+        };
+        let Value::Record(mut fields) = p.to_value() else {
+            unreachable!()
+        };
+        fields.retain(|(name, _)| name != "explanation");
+        let mut bytes = vec![0xC3, 0x01];
+        bytes.extend_from_slice(&v2.fingerprint);
+        bytes.extend(to_avro_datum(&v2.schema, Value::Record(fields)).unwrap());
+        assert_eq!(Prediction::decode(&bytes).unwrap(), p);
+    }
+
+    /// A prediction with an explanation of `k` contributions.
+    fn explained(k: usize) -> Prediction {
+        Prediction {
+            patient_id: "p-9".into(),
+            event_time: 10,
+            scored_at: 11,
+            probability: 0.75,
+            label: 1,
+            risk_level: RiskLevel::High,
+            model_name: "heart".into(),
+            model_version: 2,
+            imputed_fields: FieldSet::from_names(["ca"]).unwrap(),
+            explanation: Some(Explanation {
+                space: crate::OutputSpace::LogOdds,
+                base: -0.25,
+                output: 1.0986,
+                contributions: (0..k)
+                    .map(|i| crate::Contribution {
+                        field: 12 - i,
+                        value: i as f64,
+                        contribution: 0.5 / (i as f64 + 1.0),
+                    })
+                    .collect(),
+                other: 0.125,
+            }),
+        }
+    }
+
+    #[test]
+    fn explanations_round_trip_through_both_codecs_and_json() {
+        use apache_avro::{from_avro_datum, to_avro_datum};
+        let schema = &Prediction::schema_info().schema;
+        for k in [0, 1, 5, 13] {
+            let p = explained(k);
+            let ours = p.encode().unwrap();
+            assert_eq!(
+                &ours[10..],
+                to_avro_datum(schema, p.to_value()).unwrap().as_slice(),
+                "{k} contributions"
+            );
+            let value = from_avro_datum(schema, &mut &ours[10..], None).unwrap();
+            assert_eq!(Prediction::from_value(value).unwrap(), p);
+            assert_eq!(Prediction::decode(&ours).unwrap(), p);
+        }
+        let json = serde_json::to_value(explained(2)).unwrap();
+        assert_eq!(json["explanation"]["space"], "log_odds");
+        assert_eq!(json["explanation"]["contributions"][0]["field"], "thal");
+        assert_eq!(json["explanation"]["contributions"][1]["field"], "ca");
+        let back: Prediction = serde_json::from_value(json).unwrap();
+        assert_eq!(back, explained(2));
+        let plain = serde_json::to_value(Prediction {
+            explanation: None,
+            ..explained(0)
+        })
+        .unwrap();
+        assert!(
+            plain.get("explanation").is_none(),
+            "absent unless asked for"
+        );
     }
 
     #[test]

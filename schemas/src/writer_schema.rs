@@ -270,6 +270,7 @@ mod tests {
         w.string("heart");
         w.int(7); // model_version as an int
         w.long(0); // imputed_fields: empty
+        w.long(0); // explanation: null
         assert_eq!(writer.decode(&body).unwrap().model_version, 7);
     }
 
@@ -348,6 +349,7 @@ mod tests {
         w.string("heart");
         w.long(7);
         w.long(0); // imputed_fields: empty
+        w.long(0); // explanation: null
         assert_eq!(writer.decode(&body).unwrap().risk_level, RiskLevel::High);
     }
 }

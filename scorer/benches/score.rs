@@ -2,7 +2,8 @@
 //!
 //! Prints nanoseconds per record for applying a logistic regression, a 200-tree depth-5
 //! forest and 600 boosted stumps (the shapes the trainer produces), and for the scorer's whole
-//! per-record step: Avro decode, validation, scoring and encoding the prediction. Then the decode cost of each
+//! per-record step: Avro decode, validation, scoring and encoding the prediction, without and
+//! with an explanation; then each model's explanation against applying it. Then the decode cost of each
 //! framing through `heart_registry::Decoder`, the scorer's decoder (writer schemas registered in
 //! the stand-in registry and fetched once before timing, as in a running scorer).
 
@@ -15,7 +16,7 @@ use std::time::Instant;
 use heart_model::{Algorithm, Artifact, Estimator, Model, Node, Preprocessor, Tree};
 use heart_registry::{Decoder, StandIn};
 use heart_schemas::{AvroRecord, Framing, PatientRecord};
-use heart_scorer::score::{Rules, score_bytes};
+use heart_scorer::score::{Explain, Rules, score_bytes};
 
 fn patients() -> Vec<PatientRecord> {
     (0..64)
@@ -101,7 +102,9 @@ fn model(algorithm: Algorithm, rows: &[[Option<f64>; 13]]) -> Model {
         training_data_sha256: String::new(),
         cv_metrics: BTreeMap::new(),
         golden: Vec::new(),
+        profile: None,
     };
+    artifact.set_profile(rows);
     artifact.set_golden(&rows[..4]);
     Model::load(artifact.to_version(1, 0, "bench").unwrap()).unwrap()
 }
@@ -144,6 +147,17 @@ fn main() {
         let s = score_bytes(&lr, &t, Some(b), 0).unwrap();
         s.prediction.encode().unwrap().len() as f64
     });
+    let explained = Rules {
+        explain: Explain {
+            stream: true,
+            ..Explain::default()
+        },
+        ..Rules::default()
+    };
+    let full_explained_ns = bench(&encoded, |b| {
+        let s = score_bytes(&lr, &explained, Some(b), 0).unwrap();
+        s.prediction.encode().unwrap().len() as f64
+    });
     println!(
         "per-record cost (best of 3 x 1 s, {} distinct records)",
         records.len()
@@ -153,6 +167,22 @@ fn main() {
     println!("  apply gradient boosting (600 x d1) {gb_ns:>8.0} ns");
     println!("  avro decode patient record       {decode_ns:>10.0} ns");
     println!("  decode+validate+score(LR)+encode {full_ns:>10.0} ns");
+    println!(
+        "  the same, explained (top 5)      {full_explained_ns:>10.0} ns  ({:.2} x)",
+        full_explained_ns / full_ns
+    );
+    println!("explanation per record (Model::explain, then the top 5), against applying the model");
+    for (name, model, apply_ns) in [
+        ("logistic regression", &lr, lr_ns),
+        ("random forest (200 x d5)", &rf, rf_ns),
+        ("gradient boosting (600 x d1)", &gb, gb_ns),
+    ] {
+        let ns = bench(&rows, |r| model.explain(r).unwrap().summary(5).other);
+        println!(
+            "  {name:<30}{ns:>9.0} ns  ({:.1} x applying it)",
+            ns / apply_ns
+        );
+    }
     framings(&records);
 }
 

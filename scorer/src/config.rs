@@ -10,7 +10,7 @@ use heart_registry::{Registry, RegistryArgs, RegistryError};
 use heart_schemas::{FieldSet, ImputationPolicy, RiskThresholds, ThresholdError, topics};
 use thiserror::Error;
 
-use crate::score::Rules;
+use crate::score::{Explain, Rules};
 
 /// Scores patient records from Kafka with the newest verified model, and serves a synchronous
 /// HTTP sidecar (health, readiness, predict, metrics).
@@ -164,6 +164,19 @@ pub struct Config {
         default_value = "age,sex,cp"
     )]
     pub never_impute: Vec<String>,
+
+    /// Put an explanation on every prediction written to the predictions topic (and by
+    /// score-file): the model's output as a base plus the --explain-top-k largest per-field
+    /// contributions (docs/explanations.md). Off by default; HTTP asks per request with
+    /// `?explain=true`, whatever this says.
+    #[arg(long, env = "SCORER_EXPLAIN_STREAM")]
+    pub explain_stream: bool,
+
+    /// How many contributions an explanation lists, largest first (1 to 13); the others are
+    /// summed in its `other`.
+    #[arg(long, env = "SCORER_EXPLAIN_TOP_K", default_value_t = 5,
+          value_parser = clap::value_parser!(u8).range(1..=13))]
+    pub explain_top_k: u8,
 
     /// On SIGTERM/SIGINT: how long to finish the batches in hand, commit and leave the group.
     /// The process ends within this plus 2 s whatever the broker does; a second signal ends it
@@ -415,6 +428,10 @@ impl Config {
         Ok(Rules {
             thresholds: RiskThresholds::new(self.medium_threshold, self.high_threshold)?,
             imputation: ImputationPolicy::new(self.impute_max_fields, never),
+            explain: Explain {
+                stream: self.explain_stream,
+                top_k: usize::from(self.explain_top_k),
+            },
         })
     }
 

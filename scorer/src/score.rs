@@ -6,14 +6,34 @@ use heart_schemas::{
     Reason, RiskThresholds, TooManyMissing,
 };
 
-/// What the operator decides about scoring, beyond the model: the risk bands and which missing
-/// attributes may be imputed.
+/// What the operator decides about scoring, beyond the model: the risk bands, which missing
+/// attributes may be imputed and whether predictions are explained.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Rules {
     /// Probability → risk level.
     pub thresholds: RiskThresholds,
     /// Which missing attributes the model's imputer may fill in.
     pub imputation: ImputationPolicy,
+    /// Explanations.
+    pub explain: Explain,
+}
+
+/// Which predictions carry an explanation, and how long it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Explain {
+    /// Every prediction of the stream and of score-file (HTTP asks per request).
+    pub stream: bool,
+    /// Contributions listed, largest first.
+    pub top_k: usize,
+}
+
+impl Default for Explain {
+    fn default() -> Self {
+        Self {
+            stream: false,
+            top_k: 5,
+        }
+    }
 }
 
 /// A record that cannot be scored: the reason code and a message naming what is wrong.
@@ -35,16 +55,27 @@ pub struct Scored {
 }
 
 /// Scores a validated record with `model`, imputing the missing attributes `imputed` names
-/// (what [`ImputationPolicy::check`] allowed).
+/// (what [`ImputationPolicy::check`] allowed), with its explanation if `explain` (and the model
+/// can explain itself: [`Model::explainable`]).
 pub fn score_record(
     model: &Model,
     rules: &Rules,
     record: PatientRecord,
     imputed: FieldSet,
     now_ms: i64,
+    explain: bool,
 ) -> Scored {
-    let out = model.predict(&record);
+    let features = record.features();
+    let out = model.predict_features(&features);
     let probability = out.probability;
+    let explanation = if explain {
+        model
+            .explain(&features)
+            .ok()
+            .map(|e| e.summary(rules.explain.top_k))
+    } else {
+        None
+    };
     Scored {
         prediction: Prediction {
             patient_id: record.patient_id,
@@ -56,6 +87,7 @@ pub fn score_record(
             model_name: model.name().to_owned(),
             model_version: model.version_number(),
             imputed_fields: imputed,
+            explanation,
         },
         unseen_categories: out.unseen_categories,
     }
@@ -134,7 +166,7 @@ pub fn score_decoded(
 ) -> Result<Scored, Rejection> {
     let record = decoded?;
     let imputed = admit(rules, &record)?;
-    let scored = score_record(model, rules, record, imputed, now_ms);
+    let scored = score_record(model, rules, record, imputed, now_ms, rules.explain.stream);
     if scored.prediction.probability.is_finite() {
         Ok(scored)
     } else {
@@ -201,6 +233,7 @@ pub(crate) mod tests {
             training_data_sha256: String::new(),
             cv_metrics: BTreeMap::new(),
             golden: vec![],
+            profile: None,
         };
         artifact.set_golden(&rows);
         Model::load(artifact.to_version(version, 0, "test").unwrap()).unwrap()
@@ -257,10 +290,10 @@ pub(crate) mod tests {
             thresholds: RiskThresholds::new(medium, high).unwrap(),
             ..Rules::default()
         };
-        let s = score_record(&m, &rules(0.4, 0.6), record(), FieldSet::EMPTY, 0);
+        let s = score_record(&m, &rules(0.4, 0.6), record(), FieldSet::EMPTY, 0, false);
         assert_eq!(s.prediction.probability, 0.5);
         assert_eq!(s.prediction.risk_level, RiskLevel::Medium);
-        let s = score_record(&m, &rules(0.1, 0.5), record(), FieldSet::EMPTY, 0);
+        let s = score_record(&m, &rules(0.1, 0.5), record(), FieldSet::EMPTY, 0, false);
         assert_eq!(s.prediction.risk_level, RiskLevel::High);
     }
 

@@ -58,6 +58,7 @@ pub(crate) fn fit_model(
         training_data_sha256: String::new(),
         cv_metrics: BTreeMap::new(),
         golden: Vec::new(),
+        profile: None,
     })
 }
 
@@ -106,6 +107,7 @@ mod tests {
             training_data_sha256: String::new(),
             cv_metrics: BTreeMap::new(),
             golden: Vec::new(),
+            profile: None,
         };
         let s = model.apply(&rows[2]);
         assert_eq!(

@@ -172,6 +172,7 @@ pub fn build_artifact(
         .insert("seed".to_owned(), opts.seed.to_string());
     artifact.training_data_sha256 = data.sha256.clone();
     artifact.cv_metrics = best.metric_map();
+    artifact.set_profile(&data.rows);
     artifact.set_golden(&golden_inputs(&data.rows));
     // The artifact must prove itself exactly as the scorer will check it.
     Model::load(artifact.to_version(0, 0, crate::CODE_VERSION)?)?;

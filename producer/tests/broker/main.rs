@@ -260,6 +260,7 @@ fn prediction(id: &str, level: RiskLevel, version: i64) -> Prediction {
         model_name: "logreg".to_owned(),
         model_version: version,
         imputed_fields: heart_schemas::FieldSet::EMPTY,
+        explanation: None,
     }
 }
 

@@ -99,6 +99,12 @@ pub enum ApiError {
         /// The limit.
         max: usize,
     },
+    /// A query parameter this route does not take, or a value it cannot read.
+    #[error("{0}")]
+    BadQuery(String),
+    /// An explanation was asked of a model that cannot give one.
+    #[error(transparent)]
+    NotExplainable(#[from] heart_model::ExplainError),
     /// No model is active yet.
     #[error("no model is active yet; publish one with `trainer train --publish`")]
     NoModel,
@@ -118,7 +124,8 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::MalformedJson { .. } => StatusCode::BAD_REQUEST,
+            Self::MalformedJson { .. } | Self::BadQuery(_) => StatusCode::BAD_REQUEST,
+            Self::NotExplainable(_) => StatusCode::CONFLICT,
             Self::WrongShape(_)
             | Self::Validation(_)
             | Self::TooManyMissing(_)
@@ -138,6 +145,8 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::MalformedJson { .. } => "malformed_json",
             Self::WrongShape(_) => "wrong_shape",
+            Self::BadQuery(_) => "bad_query",
+            Self::NotExplainable(_) => "not_explainable",
             Self::Validation(_) => "validation_failed",
             Self::TooManyMissing(_) => "too_many_missing",
             Self::BatchTooLarge { .. } => "batch_too_large",

@@ -26,7 +26,11 @@ pub const SERVER_NAME: &str = "heart-risk-scorer";
 /// The single-tensor input: `[N,13]`, columns in field order.
 pub const MATRIX_INPUT: &str = "patients";
 /// The outputs, in the order they are returned when the request selects none.
-pub const OUTPUTS: [&str; 3] = ["probability", "label", "risk_level"];
+pub const OUTPUTS: [&str; 4] = ["probability", "label", "risk_level", "explanation"];
+
+/// The outputs of a request that names none; `explanation` (a JSON document per row, BYTES) is
+/// returned only when asked for.
+const DEFAULT_OUTPUTS: [&str; 3] = ["probability", "label", "risk_level"];
 
 /// Tritonclient's header for the binary tensor extension: the JSON part's length.
 const INFERENCE_HEADER_LENGTH: &str = "inference-header-content-length";
@@ -229,7 +233,11 @@ fn run_infer(state: &AppState, name: &str, version: Option<&str>, body: Value) -
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors).into());
     }
-    let scored = score_all(state, &model, records, now)?;
+    let explain = outputs.contains(&"explanation");
+    if explain {
+        model.explainable().map_err(ApiError::from)?;
+    }
+    let scored = score_all(state, &model, records, now, explain)?;
     let n = scored.len();
     let tensors: Vec<Value> = outputs
         .iter()
@@ -239,6 +247,9 @@ fn run_infer(state: &AppState, name: &str, version: Option<&str>, body: Value) -
                 .map(|s| match out {
                     "probability" => json!(s.prediction.probability),
                     "label" => json!(s.prediction.label),
+                    "explanation" => {
+                        json!(serde_json::to_string(&s.prediction.explanation).unwrap_or_default())
+                    }
                     _ => json!(s.prediction.risk_level.as_str()),
                 })
                 .collect();
@@ -258,7 +269,7 @@ fn run_infer(state: &AppState, name: &str, version: Option<&str>, body: Value) -
 
 fn selected_outputs(requested: Option<&[RequestedOutput]>) -> Result<Vec<&'static str>, ApiError> {
     let Some(requested) = requested else {
-        return Ok(OUTPUTS.to_vec());
+        return Ok(DEFAULT_OUTPUTS.to_vec());
     };
     let mut selected = Vec::with_capacity(requested.len());
     for r in requested {
@@ -551,7 +562,11 @@ mod tests {
             selected_outputs(Some(&r))
         };
         assert_eq!(pick(&["label"]).unwrap(), ["label"]);
-        assert_eq!(selected_outputs(None).unwrap(), OUTPUTS);
+        assert_eq!(selected_outputs(None).unwrap(), DEFAULT_OUTPUTS);
+        assert_eq!(
+            pick(&["explanation", "label"]).unwrap(),
+            ["explanation", "label"]
+        );
         assert!(
             pick(&["logits"])
                 .unwrap_err()

@@ -3,12 +3,13 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{StatusCode, Uri, header};
 use heart_model::Model;
 use heart_schemas::{PatientRecord, Prediction, Problem, Violation};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::AppState;
 use super::error::{ApiError, FieldError};
@@ -171,21 +172,69 @@ fn truncate_json(v: &Value) -> String {
     s.chars().take(32).collect()
 }
 
-/// `POST /predict`: one patient as a JSON object with the UCI field names.
+/// Whether a request asks for explanations: `?explain=true` (or `1`); `false`, `0` or no
+/// query: no.
+///
+/// # Errors
+/// [`ApiError::BadQuery`] for another parameter or value, naming what is accepted.
+pub(super) fn wants_explanation(uri: &Uri) -> Result<bool, ApiError> {
+    let mut explain = false;
+    for pair in uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, "true"));
+        explain = match (key, value) {
+            ("explain", "true" | "1") => true,
+            ("explain", "false" | "0") => false,
+            ("explain", other) => {
+                return Err(ApiError::BadQuery(format!(
+                    "explain={other:?}: use explain=true or explain=false"
+                )));
+            }
+            (other, _) => {
+                return Err(ApiError::BadQuery(format!(
+                    "unknown query parameter {other:?}; this route takes explain=true|false"
+                )));
+            }
+        };
+    }
+    Ok(explain)
+}
+
+/// The active model, and whether to explain with it: [`ApiError::NotExplainable`] if asked of a
+/// model that cannot.
+fn model_for(state: &AppState, uri: &Uri) -> Result<(Arc<Model>, bool), ApiError> {
+    let explain = wants_explanation(uri)?;
+    let model = state.store.current().ok_or(ApiError::NoModel)?;
+    if explain {
+        // Asked for and impossible: say so rather than answer without it.
+        model.explainable()?;
+    }
+    Ok((model, explain))
+}
+
+/// `POST /predict`: one patient as a JSON object with the UCI field names; `?explain=true` adds
+/// the prediction's explanation.
 pub async fn predict(
     State(state): State<AppState>,
+    uri: Uri,
     JsonBody(body): JsonBody,
 ) -> Result<Json<PredictResponse>, ApiError> {
-    let model = state.store.current().ok_or(ApiError::NoModel)?;
+    let (model, explain) = model_for(&state, &uri)?;
     let now = now_ms();
     let record = parse(&body, None, now).map_err(ApiError::Validation)?;
-    let mut scored = score_all(&state, &model, vec![record], now)?;
+    let mut scored = score_all(&state, &model, vec![record], now, explain)?;
     Ok(Json(scored.remove(0)))
 }
 
 /// `POST /predict/batch`: a JSON array of patients; all are validated before any is scored.
+/// `?explain=true` explains each.
 pub async fn predict_batch(
     State(state): State<AppState>,
+    uri: Uri,
     JsonBody(body): JsonBody,
 ) -> Result<Json<BatchResponse>, ApiError> {
     let Value::Array(items) = body else {
@@ -199,7 +248,7 @@ pub async fn predict_batch(
             max: state.predict_batch_max,
         });
     }
-    let model = state.store.current().ok_or(ApiError::NoModel)?;
+    let (model, explain) = model_for(&state, &uri)?;
     let now = now_ms();
     let mut records = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
@@ -212,12 +261,13 @@ pub async fn predict_batch(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let predictions = score_all(&state, &model, records, now)?;
+    let predictions = score_all(&state, &model, records, now, explain)?;
     Ok(Json(BatchResponse { predictions }))
 }
 
-/// Checks validated records against the imputation policy, then scores them in order and
-/// counts unseen categories and imputed fields (every HTTP route).
+/// Checks validated records against the imputation policy, then scores them in order (with
+/// their explanations if `explain`) and counts unseen categories and imputed fields (every
+/// HTTP route).
 ///
 /// # Errors
 /// [`ApiError::TooManyMissing`] naming every record the policy refuses; none is then scored.
@@ -226,6 +276,7 @@ pub(super) fn score_all(
     model: &Model,
     records: Vec<PatientRecord>,
     now: i64,
+    explain: bool,
 ) -> Result<Vec<PredictResponse>, ApiError> {
     let single = records.len() == 1;
     let mut admitted = Vec::with_capacity(records.len());
@@ -243,7 +294,7 @@ pub(super) fn score_all(
     let out = admitted
         .into_iter()
         .map(|(r, imputed)| {
-            let scored = score_record(model, &state.rules, r, imputed, now);
+            let scored = score_record(model, &state.rules, r, imputed, now, explain);
             state
                 .metrics
                 .unseen_categories

@@ -145,6 +145,111 @@ async fn missing_fields_are_imputed_and_named_or_422_beyond_the_policy() {
     assert!(metrics.contains(r#"scorer_imputed_fields_total{field="age"} 0"#));
 }
 
+/// `base + Σ listed + other` against `output`, and `output` against the probability.
+fn assert_adds_up(explanation: &Value, probability: f64) {
+    let f = |v: &Value| v.as_f64().unwrap();
+    let listed: f64 = explanation["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| f(&c["contribution"]))
+        .sum();
+    let output = f(&explanation["output"]);
+    let sum = f(&explanation["base"]) + listed + f(&explanation["other"]);
+    assert!((sum - output).abs() < 1e-9, "{explanation}");
+    assert_eq!(explanation["space"], "log_odds");
+    let logit = (probability / (1.0 - probability)).ln();
+    assert!(
+        (output - logit).abs() < 1e-9,
+        "{explanation} vs p = {probability}"
+    );
+}
+
+#[tokio::test]
+async fn predict_explains_when_asked_and_only_then() {
+    let t = TestApp::new(true);
+    let mut rec = serde_json::to_value(patient(70)).unwrap();
+    rec["chol"] = Value::Null;
+    let (status, plain, _) = call(&t, post_json("/predict", &rec)).await;
+    assert_eq!(status, StatusCode::OK, "{plain}");
+    assert!(plain.get("explanation").is_none(), "{plain}");
+
+    let (status, body, _) = call(&t, post_json("/predict?explain=true", &rec)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["probability"], plain["probability"]);
+    let e = &body["explanation"];
+    // Only age carries weight (1.5): trained on ages 40..70 (mean 55, std √125), age 70
+    // contributes 1.5 × 15/√125 and is listed first; the base is the intercept, 0.
+    let top = &e["contributions"][0];
+    assert_eq!(top["field"], "age");
+    assert_eq!(top["value"], 70.0);
+    let age = 1.5 * 15.0 / 125f64.sqrt();
+    assert!(
+        (top["contribution"].as_f64().unwrap() - age).abs() < 1e-12,
+        "{e}"
+    );
+    assert_eq!(
+        e["contributions"].as_array().unwrap().len(),
+        5,
+        "--explain-top-k 5"
+    );
+    assert_eq!(e["base"], 0.0);
+    assert_adds_up(e, body["probability"].as_f64().unwrap());
+    // The imputed cholesterol is listed with the value the model used: the training median.
+    let chol = e["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["field"] == "chol")
+        .unwrap();
+    assert_eq!(chol["value"], 250.0);
+    assert_eq!(body["imputed_fields"], json!(["chol"]));
+
+    let batch = json!([serde_json::to_value(patient(45)).unwrap(), rec]);
+    let (status, body, _) = call(&t, post_json("/predict/batch?explain=1", &batch)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for p in body["predictions"].as_array().unwrap() {
+        assert_adds_up(&p["explanation"], p["probability"].as_f64().unwrap());
+    }
+}
+
+#[tokio::test]
+async fn explain_query_errors_are_400_and_an_old_model_is_409() {
+    let t = TestApp::new(true);
+    let rec = serde_json::to_value(patient(60)).unwrap();
+    for (uri, says) in [
+        (
+            "/predict?explain=maybe",
+            "explain=\"maybe\": use explain=true",
+        ),
+        ("/predict?top=3", "unknown query parameter \"top\""),
+    ] {
+        let (status, body, _) = call(&t, post_json(uri, &rec)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        assert_eq!(body["error"]["code"], "bad_query");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(says),
+            "{body}"
+        );
+    }
+    let (status, _, _) = call(&t, post_json("/predict?explain=false", &rec)).await;
+    assert_eq!(status, StatusCode::OK);
+
+    t.state
+        .store
+        .offer(support::model_version_without_profile(8, 1.0));
+    let (status, body, _) = call(&t, post_json("/predict?explain=true", &rec)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "not_explainable");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("version 8") && message.contains("train and publish it again"),
+        "{message}"
+    );
+    let (status, body, _) = call(&t, post_json("/predict", &rec)).await;
+    assert_eq!(status, StatusCode::OK, "it still scores: {body}");
+}
+
 #[tokio::test]
 async fn invalid_fields_are_422_naming_each_field() {
     let t = TestApp::new(true);
@@ -393,7 +498,8 @@ async fn oip_model_metadata_and_readiness_by_name_and_version() {
             [
                 ("probability", "FP64"),
                 ("label", "INT64"),
-                ("risk_level", "BYTES")
+                ("risk_level", "BYTES"),
+                ("explanation", "BYTES")
             ]
         );
     }
@@ -520,6 +626,27 @@ async fn oip_infer_returns_only_the_requested_outputs() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["outputs"].as_array().unwrap().len(), 1);
     assert_eq!(body["outputs"][0]["name"], "risk_level");
+}
+
+#[tokio::test]
+async fn oip_infer_returns_explanations_as_an_extra_output() {
+    let t = TestApp::new(true);
+    let mut req = matrix(&[45, 66], "FP64");
+    req["outputs"] = json!([{ "name": "probability" }, { "name": "explanation" }]);
+    let (status, body, _) = call(&t, post_json("/v2/models/heart-disease/infer", &req)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let explanation = output(&body, "explanation");
+    assert_eq!(explanation["datatype"], "BYTES");
+    assert_eq!(explanation["shape"], json!([2]));
+    for (i, age) in [45, 66].into_iter().enumerate() {
+        let e: Value = serde_json::from_str(explanation["data"][i].as_str().unwrap()).unwrap();
+        assert_eq!(e["contributions"][0]["field"], "age");
+        assert_eq!(e["contributions"][0]["value"], f64::from(age));
+        assert_adds_up(
+            &e,
+            output(&body, "probability")["data"][i].as_f64().unwrap(),
+        );
+    }
 }
 
 #[tokio::test]

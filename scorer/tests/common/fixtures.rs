@@ -34,6 +34,16 @@ pub fn patient(age: i32) -> PatientRecord {
 
 /// A logistic model whose probability rises with age: sigmoid(weight * standardized age).
 pub fn model_version(version: i64, weight: f64) -> ModelVersion {
+    with_profile(version, weight, true)
+}
+
+/// [`model_version`] as a trainer before payload format v3 wrote it: no training profile, so it
+/// scores but cannot explain itself.
+pub fn model_version_without_profile(version: i64, weight: f64) -> ModelVersion {
+    with_profile(version, weight, false)
+}
+
+fn with_profile(version: i64, weight: f64, profile: bool) -> ModelVersion {
     let rows: Vec<_> = [40, 50, 60, 70]
         .iter()
         .map(|&a| patient(a).features())
@@ -53,7 +63,11 @@ pub fn model_version(version: i64, weight: f64) -> ModelVersion {
         training_data_sha256: "test".into(),
         cv_metrics: BTreeMap::from([("cv.roc_auc.mean".to_owned(), 0.9)]),
         golden: vec![],
+        profile: None,
     };
+    if profile {
+        artifact.set_profile(&rows);
+    }
     artifact.set_golden(&rows);
     artifact.to_version(version, 0, "test").unwrap()
 }
