@@ -143,7 +143,9 @@ def check_predictions(predictions: dict, sent: dict) -> None:
     assert set(predictions) == set(sent), "exactly one prediction per record"
     for pid, p in predictions.items():
         assert set(p) == {"patient_id", "event_time", "scored_at", "probability", "label",
-                          "risk_level", "model_name", "model_version", "imputed_fields"}
+                          "risk_level", "model_name", "model_version", "imputed_fields",
+                          "explanation"}
+        assert p["explanation"] is None, "explanations are off by default in the stream"
         assert p["imputed_fields"] == [f for f in ("ca", "thal") if sent[pid][f] is None], pid
         assert 0.0 <= p["probability"] <= 1.0
         assert p["label"] == (1 if p["probability"] >= 0.5 else 0)

@@ -177,6 +177,17 @@ pub struct SendArgs {
     #[arg(long, env = "PRODUCER_RATE", default_value_t = 0.0)]
     pub rate: f64,
 
+    /// Move a numeric attribute of every valid record by DELTA, kept within its allowed range
+    /// (e.g. `age=+15`): a population unlike the training data, for the scorer's drift
+    /// metrics. Repeat the flag, or separate with commas, for several fields.
+    #[arg(
+        long,
+        env = "PRODUCER_SHIFT",
+        value_name = "FIELD=DELTA",
+        value_delimiter = ','
+    )]
+    pub shift: Vec<crate::shift::Shift>,
+
     /// Fraction (0..1) of sent messages that are malformed, for the dead-letter path: bytes that
     /// are not Avro, truncated Avro, an out-of-range value, or an empty value. They come in
     /// addition to the valid records.

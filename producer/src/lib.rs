@@ -27,6 +27,7 @@ pub mod error;
 mod invalid;
 mod rate;
 mod send;
+pub mod shift;
 mod source;
 mod stats;
 mod tail;

@@ -287,7 +287,10 @@ pub(crate) async fn run(
             },
             None => {
                 let Some(row) = pending.take() else { break };
-                let record = row.stamped(now_ms());
+                let record = args
+                    .shift
+                    .iter()
+                    .fold(row.stamped(now_ms()), |r, shift| shift.apply(r));
                 pending = source.next();
                 let mut value = Vec::with_capacity(96);
                 record.encode_framed_into(framing, &mut value)?;

@@ -110,6 +110,13 @@ pub struct Config {
     #[arg(long, env = "SCORER_BATCH_LINGER_MS", default_value_t = 1)]
     pub batch_linger_ms: u64,
 
+    /// Records in the drift window: the last this many predictions' inputs, against which
+    /// `scorer_feature_psi{field}` (population stability index against the training data) and
+    /// `scorer_feature_missing_ratio{field}` are computed. 0 turns drift off. See
+    /// docs/drift.md.
+    #[arg(long, env = "SCORER_DRIFT_WINDOW_RECORDS", default_value_t = 10_000)]
+    pub drift_window_records: usize,
+
     /// Batches fetched and scored ahead of the one being written and committed (the bound of
     /// the hand-off between the fetch and output stages).
     #[arg(long, env = "SCORER_MAX_IN_FLIGHT_BATCHES", default_value_t = 2)]

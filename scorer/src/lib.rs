@@ -29,6 +29,7 @@
 pub mod config;
 pub mod consume;
 pub mod dead_letter;
+pub mod drift;
 pub mod error;
 pub mod healthcheck;
 pub mod http;

@@ -2,8 +2,8 @@
 
 use heart_schemas::{Reason, RiskLevel};
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The scorer's metrics. Label values come from closed sets only.
@@ -36,6 +36,12 @@ pub struct Metrics {
     pub unseen_categories: IntCounter,
     /// Predictions that imputed each attribute, by field.
     pub imputed_fields: IntCounterVec,
+    /// Population stability index of each field over the drift window, against training.
+    pub feature_psi: GaugeVec,
+    /// Share of the drift window's records in which each field was missing (and imputed).
+    pub feature_missing_ratio: GaugeVec,
+    /// Records in the drift window.
+    pub drift_window_records: IntGauge,
     /// Consumer lag per assigned partition, from librdkafka statistics.
     pub consumer_lag: IntGaugeVec,
     /// Partitions of the patients topic assigned to this replica.
@@ -143,6 +149,24 @@ impl Metrics {
                 "Predictions whose input lacked this attribute, filled in with the model's training statistics.",
                 &["field"],
             )?,
+            feature_psi: GaugeVec::new(
+                Opts::new(
+                    "scorer_feature_psi",
+                    "Population stability index of each field over the last --drift-window-records predictions' inputs, against the model's training data (0.1: a shift worth a look, 0.25: a large one).",
+                ),
+                &["field"],
+            )?,
+            feature_missing_ratio: GaugeVec::new(
+                Opts::new(
+                    "scorer_feature_missing_ratio",
+                    "Share of the drift window's records in which each field was missing and imputed.",
+                ),
+                &["field"],
+            )?,
+            drift_window_records: IntGauge::new(
+                "scorer_drift_window_records",
+                "Records in the drift window (at most --drift-window-records).",
+            )?,
             consumer_lag: IntGaugeVec::new(
                 Opts::new(
                     "scorer_consumer_lag_records",
@@ -231,6 +255,23 @@ impl Metrics {
         Ok(m)
     }
 
+    /// Exports a drift window's numbers; a field without a value in the window keeps no PSI.
+    pub fn set_drift(&self, drift: &crate::drift::Drift) {
+        self.drift_window_records
+            .set(i64::try_from(drift.records).unwrap_or(i64::MAX));
+        for (field, spec) in heart_schemas::FIELDS.iter().enumerate() {
+            match drift.psi[field] {
+                Some(psi) => self.feature_psi.with_label_values(&[spec.name]).set(psi),
+                None => {
+                    let _ = self.feature_psi.remove_label_values(&[spec.name]);
+                }
+            }
+            self.feature_missing_ratio
+                .with_label_values(&[spec.name])
+                .set(drift.missing_ratio[field]);
+        }
+    }
+
     /// Adds `counts` (predictions per attribute, in `FIELDS` order) to `scorer_imputed_fields_total`.
     pub fn count_imputed(&self, counts: &[u64; heart_schemas::N_FIELDS]) {
         for (field, &n) in heart_schemas::FIELDS.iter().zip(counts) {
@@ -257,6 +298,9 @@ impl Metrics {
         r.register(Box::new(self.model_swaps.clone()))?;
         r.register(Box::new(self.unseen_categories.clone()))?;
         r.register(Box::new(self.imputed_fields.clone()))?;
+        r.register(Box::new(self.feature_psi.clone()))?;
+        r.register(Box::new(self.feature_missing_ratio.clone()))?;
+        r.register(Box::new(self.drift_window_records.clone()))?;
         r.register(Box::new(self.consumer_lag.clone()))?;
         r.register(Box::new(self.assigned_partitions.clone()))?;
         r.register(Box::new(self.fetch_queue_bytes.clone()))?;

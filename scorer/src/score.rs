@@ -52,6 +52,8 @@ pub struct Scored {
     pub prediction: Prediction,
     /// One-hot fields with a category unseen in training.
     pub unseen_categories: u32,
+    /// The record's bins in the model's training profile, for drift (`None` without a profile).
+    pub located: Option<crate::drift::Located>,
 }
 
 /// Scores a validated record with `model`, imputing the missing attributes `imputed` names
@@ -90,6 +92,11 @@ pub fn score_record(
             explanation,
         },
         unseen_categories: out.unseen_categories,
+        located: model
+            .artifact
+            .profile
+            .as_ref()
+            .map(|p| crate::drift::locate(p, &features)),
     }
 }
 

@@ -51,6 +51,8 @@ pub(crate) struct Batch {
     pub imputed: [u64; heart_schemas::N_FIELDS],
     /// Seconds spent decoding, validating, scoring and encoding.
     pub score_seconds: f64,
+    /// The predictions' inputs, binned for the drift window.
+    pub drift: Vec<crate::drift::Located>,
 }
 
 impl Batch {
@@ -68,6 +70,7 @@ impl Batch {
             unseen_categories: 0,
             imputed: [0; heart_schemas::N_FIELDS],
             score_seconds: 0.0,
+            drift: Vec::with_capacity(capacity),
         }
     }
 

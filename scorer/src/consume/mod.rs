@@ -199,6 +199,8 @@ pub fn run(
             status,
             drain_deadline: &drain_deadline,
             stop: &stop,
+            store,
+            drift: std::cell::RefCell::new(None),
         };
         let out = std::thread::Builder::new()
             .name("output".into())

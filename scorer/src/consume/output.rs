@@ -3,6 +3,7 @@
 //! (at-least-once). A failed batch is retried from the committed offsets; a producer that can
 //! no longer be used is recreated.
 
+use std::cell::RefCell;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,9 @@ use super::fetch::FetchContext;
 use super::handoff::Handoff;
 use super::txn::{Deliveries, Failure, OutputProducer, Pause, classify, is_record_too_large};
 use crate::config::Config;
+use crate::drift::Window;
 use crate::metrics::Metrics;
+use crate::model_store::ModelStore;
 use crate::status::{PipelineStatus, Stage};
 
 const SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
@@ -39,6 +42,11 @@ pub(crate) struct OutputStage<'a> {
     pub drain_deadline: &'a OnceLock<Instant>,
     /// Cancelled by this stage when it gives up, so the fetch stage stops too.
     pub stop: &'a CancellationToken,
+    /// The models, for the training profile the drift window compares with.
+    pub store: &'a ModelStore,
+    /// The committed predictions' inputs (`--drift-window-records`); `None` until the first
+    /// batch of a model with a profile, or when off.
+    pub drift: RefCell<Option<Window>>,
 }
 
 /// Failures in a row, and since when, to tell a blip from a stall.
@@ -418,6 +426,40 @@ impl OutputStage<'_> {
             m.records_dead_lettered
                 .with_label_values(&[reason.code()])
                 .inc();
+        }
+        self.watch_drift(batch);
+    }
+
+    /// Adds a committed batch's inputs to the drift window and exports its numbers. A new model
+    /// version starts a new window against its own profile; batches of an older one are left
+    /// out.
+    fn watch_drift(&self, batch: &Batch) {
+        let capacity = self.config.drift_window_records;
+        if capacity == 0 || batch.drift.is_empty() {
+            return;
+        }
+        let mut slot = self.drift.borrow_mut();
+        if slot
+            .as_ref()
+            .is_none_or(|w| w.model_version() != batch.model_version)
+        {
+            let Some(model) = self
+                .store
+                .current()
+                .filter(|m| m.version_number() == batch.model_version)
+            else {
+                return;
+            };
+            let Some(profile) = model.artifact.profile.as_ref() else {
+                return;
+            };
+            *slot = Some(Window::new(batch.model_version, profile, capacity));
+        }
+        if let Some(window) = slot.as_mut() {
+            for row in &batch.drift {
+                window.push(*row);
+            }
+            self.metrics.set_drift(&window.drift());
         }
     }
 }

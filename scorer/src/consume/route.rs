@@ -85,6 +85,9 @@ impl Router<'_> {
                 p.encode_framed_into(self.framing.prediction, batch.buffer())?;
                 let value = start..batch.buffer().len();
                 batch.count_prediction(p, scored.unseen_categories);
+                if let Some(located) = scored.located {
+                    batch.drift.push(located);
+                }
                 batch.push(Output {
                     topic: Topic::Predictions,
                     key: Some(key),

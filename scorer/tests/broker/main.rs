@@ -34,6 +34,78 @@ fn patients(prefix: &str, n: usize) -> Vec<PatientRecord> {
         .collect()
 }
 
+/// Every field's PSI, by name, once the drift window holds `records`.
+fn psi_by_field(scorer: &Scorer, records: f64) -> BTreeMap<&'static str, f64> {
+    scorer.wait_metric("scorer_drift_window_records", "", |n| n >= records, WAIT);
+    heart_schemas::FIELDS
+        .iter()
+        .map(|f| {
+            let psi = scorer
+                .metric("scorer_feature_psi", &format!("field=\"{}\"", f.name))
+                .unwrap_or_else(|| panic!("no PSI for {}", f.name));
+            (f.name, psi)
+        })
+        .collect()
+}
+
+#[test]
+fn a_shifted_field_crosses_the_psi_alarm_while_the_others_stay_low() {
+    let t = Topics::create("drift", 3);
+    publish_model(&t.models, &fixtures::trained_on(&cleveland(), 1));
+    // A window of ten passes over the 303 rows: the training population exactly, then shifted.
+    let mut scorer = Scorer::start(
+        &t,
+        &support::unique("drift"),
+        &["--drift-window-records", "3030"],
+    );
+    scorer.wait_ready(WAIT);
+    let data = support::cleveland_path();
+    let data = data.to_str().unwrap();
+    let send = |prefix: &str, shift: &[&str]| {
+        let mut args = vec![
+            "send",
+            "--topic",
+            &t.patients,
+            "--source",
+            "uci",
+            "--data",
+            data,
+            "--loop",
+            "--count",
+            "3030",
+            "--id-prefix",
+            prefix,
+        ];
+        args.extend_from_slice(shift);
+        support::run_producer(&args);
+    };
+    send("same-", &[]);
+    let same = psi_by_field(&scorer, 3030.0);
+    assert!(
+        same.values().all(|&psi| psi < 0.1),
+        "the training population: {same:?}"
+    );
+
+    send("older-", &["--shift", "age=+15"]);
+    scorer.wait_metric("scorer_records_produced_total", "", |n| n >= 6060.0, WAIT);
+    let shifted = psi_by_field(&scorer, 3030.0);
+    eprintln!("PSI, the training population: {same:?}\nPSI, age + 15: {shifted:?}");
+    assert!(
+        shifted["age"] > 0.25,
+        "age shifted by 15 years: {shifted:?}"
+    );
+    for (field, psi) in &shifted {
+        if *field != "age" {
+            assert!(*psi < 0.1, "{field} was not shifted: {shifted:?}");
+        }
+    }
+    let missing = scorer
+        .metric("scorer_feature_missing_ratio", "field=\"ca\"")
+        .unwrap();
+    // Cleveland lacks ca in 4 of its 303 rows.
+    assert!((missing - 4.0 / 303.0).abs() < 1e-9, "{missing}");
+}
+
 #[test]
 fn three_hundred_three_records_in_three_hundred_three_predictions_out() {
     let t = Topics::create("e2e", 6);

@@ -442,14 +442,19 @@ pub fn read_committed(
     }
 }
 
-/// The UCI Cleveland rows as records `cleveland-<line>` (read from the shared data file).
-pub fn cleveland() -> Vec<PatientRecord> {
-    let path = std::env::var("HEART_DATA")
+/// The UCI Cleveland file: `HEART_DATA`, else the shared copy beside the checkout.
+pub fn cleveland_path() -> PathBuf {
+    std::env::var("HEART_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("../../shared/data/processed.cleveland.data")
-        });
+        })
+}
+
+/// The UCI Cleveland rows as records `cleveland-<line>` (read from the shared data file).
+pub fn cleveland() -> Vec<PatientRecord> {
+    let path = cleveland_path();
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {} ({e}); set HEART_DATA", path.display()));
     text.lines()
@@ -467,6 +472,34 @@ pub fn cleveland() -> Vec<PatientRecord> {
             )
         })
         .collect()
+}
+
+/// Runs `producer` with `args` against the test broker and waits for it; panics with its
+/// output unless it succeeds. The binary is the workspace's, beside this test's own.
+pub fn run_producer(args: &[&str]) {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("producer");
+    assert!(
+        bin.exists(),
+        "{} is not built; run the tests with --workspace",
+        bin.display()
+    );
+    let out = Command::new(&bin)
+        .args(args)
+        .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "producer {args:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A scorer process on a free loopback port.

@@ -72,6 +72,33 @@ fn with_profile(version: i64, weight: f64, profile: bool) -> ModelVersion {
     artifact.to_version(version, 0, "test").unwrap()
 }
 
+/// A logistic model fitted (weights made up, statistics real) on `rows`, with its training
+/// profile: the reference the scorer's drift window compares with.
+pub fn trained_on(rows: &[PatientRecord], version: i64) -> ModelVersion {
+    let features: Vec<_> = rows.iter().map(PatientRecord::features).collect();
+    let preprocessor = Preprocessor::fit(&features);
+    let weights = (0..preprocessor.width())
+        .map(|j| if j % 2 == 0 { 0.3 } else { -0.2 })
+        .collect();
+    let mut artifact = Artifact {
+        name: "heart-disease".into(),
+        algorithm: Algorithm::LogisticRegression,
+        hyperparameters: BTreeMap::new(),
+        preprocessor,
+        estimator: Estimator::Logistic {
+            weights,
+            intercept: -0.1,
+        },
+        training_data_sha256: "test".into(),
+        cv_metrics: BTreeMap::new(),
+        golden: vec![],
+        profile: None,
+    };
+    artifact.set_profile(&features);
+    artifact.set_golden(&features[..10]);
+    artifact.to_version(version, 0, "test").unwrap()
+}
+
 pub struct TestApp {
     pub state: AppState,
 }
