@@ -78,6 +78,17 @@ pub struct Config {
     #[arg(long, env = "SCORER_PIN_MODEL_VERSION")]
     pub pin_model_version: Option<i64>,
 
+    /// Champion and challenger: score every record also with this version of the model, in
+    /// the shadow. It is never activated; its predictions go to --shadow-topic in the same
+    /// transaction, and metrics compare them with the active model's. Promote it by publishing
+    /// its artifact again (as a newer version). See docs/shadow.md.
+    #[arg(long, env = "SCORER_SHADOW_MODEL_VERSION")]
+    pub shadow_model_version: Option<i64>,
+
+    /// Topic for the shadow model's predictions (with --shadow-model-version).
+    #[arg(long, env = "SCORER_SHADOW_TOPIC", default_value = topics::PREDICTIONS_SHADOW)]
+    pub shadow_topic: String,
+
     /// Run the HTTP sidecar only, from a model file written by `trainer train` (no Kafka).
     #[arg(long, env = "SCORER_MODEL_FILE")]
     pub model_file: Option<PathBuf>,

@@ -65,11 +65,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     let rules = config.validate()?;
     tracing::info!(config = %config.redacted_summary(), "scorer starting");
     let metrics = Metrics::new()?;
-    let store = Arc::new(ModelStore::new(
-        config.model_name.clone(),
-        config.pin_model_version,
-        metrics.clone(),
-    ));
+    let store = Arc::new(
+        ModelStore::new(
+            config.model_name.clone(),
+            config.pin_model_version,
+            metrics.clone(),
+        )
+        .with_shadow(config.shadow_model_version),
+    );
     let status = Arc::new(PipelineStatus::default());
     let state = AppState {
         store: Arc::clone(&store),
@@ -130,6 +133,9 @@ fn load_model_file(path: &std::path::Path, store: &ModelStore) -> Result<(), Run
             Ok(())
         }
         Offer::Ignored { why } => Err(fail(format!("not used: {why} (check --model-name)"))),
+        Offer::Shadowed { .. } => Err(fail(
+            "it is the --shadow-model-version; a model file is served, not shadowed".into(),
+        )),
         Offer::Rejected(e) => Err(fail(heart_kafka::telemetry::chain(&e))),
     }
 }

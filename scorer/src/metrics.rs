@@ -2,8 +2,8 @@
 
 use heart_schemas::{Reason, RiskLevel};
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Counter, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The scorer's metrics. Label values come from closed sets only.
@@ -42,6 +42,18 @@ pub struct Metrics {
     pub feature_missing_ratio: GaugeVec,
     /// Records in the drift window.
     pub drift_window_records: IntGauge,
+    /// The shadow model's version, 0 while none is loaded.
+    pub shadow_model_version: IntGauge,
+    /// Records scored by both models.
+    pub shadow_predictions: IntCounter,
+    /// Shadow predictions with the active model's label.
+    pub shadow_label_agreements: IntCounter,
+    /// Shadow predictions with the active model's risk level.
+    pub shadow_risk_level_agreements: IntCounter,
+    /// Sum of |shadow probability − active probability|.
+    pub shadow_abs_probability_difference: Counter,
+    /// shadow probability − active probability.
+    pub shadow_probability_difference: Histogram,
     /// Consumer lag per assigned partition, from librdkafka statistics.
     pub consumer_lag: IntGaugeVec,
     /// Partitions of the patients topic assigned to this replica.
@@ -166,6 +178,35 @@ impl Metrics {
             drift_window_records: IntGauge::new(
                 "scorer_drift_window_records",
                 "Records in the drift window (at most --drift-window-records).",
+            )?,
+            shadow_model_version: IntGauge::new(
+                "scorer_shadow_model_version",
+                "Version of the shadow (challenger) model, 0 while none is loaded.",
+            )?,
+            shadow_predictions: counter(
+                "scorer_shadow_predictions_total",
+                "Records scored by both the active and the shadow model.",
+            )?,
+            shadow_label_agreements: counter(
+                "scorer_shadow_label_agreements_total",
+                "Shadow predictions whose label equals the active model's.",
+            )?,
+            shadow_risk_level_agreements: counter(
+                "scorer_shadow_risk_level_agreements_total",
+                "Shadow predictions whose risk level equals the active model's.",
+            )?,
+            shadow_abs_probability_difference: Counter::new(
+                "scorer_shadow_abs_probability_difference_total",
+                "Sum of |shadow probability - active probability|; over scorer_shadow_predictions_total, the mean difference.",
+            )?,
+            shadow_probability_difference: Histogram::with_opts(
+                HistogramOpts::new(
+                    "scorer_shadow_probability_difference",
+                    "Shadow probability minus the active model's, per record.",
+                )
+                .buckets(vec![
+                    -0.5, -0.2, -0.1, -0.05, -0.02, -0.01, 0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5,
+                ]),
             )?,
             consumer_lag: IntGaugeVec::new(
                 Opts::new(
@@ -301,6 +342,12 @@ impl Metrics {
         r.register(Box::new(self.feature_psi.clone()))?;
         r.register(Box::new(self.feature_missing_ratio.clone()))?;
         r.register(Box::new(self.drift_window_records.clone()))?;
+        r.register(Box::new(self.shadow_model_version.clone()))?;
+        r.register(Box::new(self.shadow_predictions.clone()))?;
+        r.register(Box::new(self.shadow_label_agreements.clone()))?;
+        r.register(Box::new(self.shadow_risk_level_agreements.clone()))?;
+        r.register(Box::new(self.shadow_abs_probability_difference.clone()))?;
+        r.register(Box::new(self.shadow_probability_difference.clone()))?;
         r.register(Box::new(self.consumer_lag.clone()))?;
         r.register(Box::new(self.assigned_partitions.clone()))?;
         r.register(Box::new(self.fetch_queue_bytes.clone()))?;

@@ -1,4 +1,5 @@
-//! The active model, swapped atomically when a newer valid version arrives.
+//! The active model, swapped atomically when a newer valid version arrives, and the shadow
+//! (challenger) model, if one is configured.
 
 use std::sync::{Arc, RwLock};
 
@@ -12,6 +13,11 @@ use crate::metrics::Metrics;
 pub enum Offer {
     /// It is now the active model.
     Activated {
+        /// Its version.
+        version: i64,
+    },
+    /// It is the configured shadow version, now loaded beside the active model.
+    Shadowed {
         /// Its version.
         version: i64,
     },
@@ -31,6 +37,9 @@ pub struct ModelStore {
     name: String,
     pinned: Option<i64>,
     active: RwLock<Option<Arc<Model>>>,
+    /// `--shadow-model-version`: never activated, scored beside the active model.
+    shadow_version: Option<i64>,
+    shadow: RwLock<Option<Arc<Model>>>,
     metrics: Metrics,
 }
 
@@ -41,8 +50,29 @@ impl ModelStore {
             name,
             pinned,
             active: RwLock::new(None),
+            shadow_version: None,
+            shadow: RwLock::new(None),
             metrics,
         }
+    }
+
+    /// The store with `version` as its shadow: loaded into the shadow slot, never activated.
+    #[must_use]
+    pub fn with_shadow(mut self, version: Option<i64>) -> Self {
+        self.shadow_version = version;
+        self
+    }
+
+    /// The configured shadow version, whether or not it has arrived.
+    pub fn shadow_version(&self) -> Option<i64> {
+        self.shadow_version
+    }
+
+    /// The shadow model, once its version has been published and verified.
+    pub fn shadow(&self) -> Option<Arc<Model>> {
+        self.shadow
+            .read()
+            .map_or_else(|p| p.into_inner().clone(), |g| g.clone())
     }
 
     /// The active model, if any.
@@ -56,6 +86,12 @@ impl ModelStore {
     pub fn wants(&self, version: &ModelVersion) -> Result<(), &'static str> {
         if version.name != self.name {
             return Err("another model's name");
+        }
+        if self.shadow_version == Some(version.version) {
+            return match self.shadow() {
+                Some(_) => Err("the shadow version, already loaded"),
+                None => Ok(()),
+            };
         }
         if self.pinned.is_some_and(|p| p != version.version) {
             return Err("not the pinned version");
@@ -76,6 +112,11 @@ impl ModelStore {
         }
         let number = version.version;
         match Model::load(version) {
+            Ok(model) if self.shadow_version == Some(number) => {
+                *self.shadow.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(model));
+                self.metrics.shadow_model_version.set(number);
+                Offer::Shadowed { version: number }
+            }
             Ok(model) => {
                 self.activate(model);
                 Offer::Activated { version: number }
@@ -165,6 +206,34 @@ mod tests {
             s.metrics.model_swaps.with_label_values(&["rejected"]).get(),
             1
         );
+    }
+
+    #[test]
+    fn the_shadow_version_goes_to_its_slot_and_is_never_activated() {
+        let s = store(None).with_shadow(Some(4));
+        assert!(matches!(
+            s.offer(model(4, 1.0).version),
+            Offer::Shadowed { version: 4 }
+        ));
+        assert!(s.current().is_none(), "a shadow is not the active model");
+        assert!(matches!(
+            s.offer(model(3, 1.0).version),
+            Offer::Activated { version: 3 }
+        ));
+        assert!(matches!(
+            s.offer(model(4, 1.0).version),
+            Offer::Ignored {
+                why: "the shadow version, already loaded"
+            }
+        ));
+        assert_eq!(s.current().unwrap().version_number(), 3);
+        assert_eq!(s.shadow().unwrap().version_number(), 4);
+        assert_eq!(s.metrics.shadow_model_version.get(), 4);
+        // Promotion: the challenger published again, as a newer version, becomes active.
+        assert!(matches!(
+            s.offer(model(5, 1.0).version),
+            Offer::Activated { version: 5 }
+        ));
     }
 
     #[test]

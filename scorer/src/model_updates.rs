@@ -91,15 +91,13 @@ pub fn run(
 }
 
 /// Tries versions newest first until one is valid, so a corrupt newest version does not leave
-/// the scorer without a model when an older valid one exists.
+/// the scorer without a model when an older valid one exists; the shadow version, older or
+/// newer, is loaded on the way (once one is active, `wants` refuses every other older one).
 fn activate_newest(store: &ModelStore, mut history: Vec<(i64, ModelVersion)>) {
     history.sort_by_key(|(_, v)| std::cmp::Reverse(v.version));
     for (offset, version) in history {
-        if store.wants(&version).is_err() {
-            continue;
-        }
-        if let Offer::Activated { .. } = report(store.offer(version), offset) {
-            return;
+        if store.wants(&version).is_ok() {
+            report(store.offer(version), offset);
         }
     }
 }
@@ -121,6 +119,9 @@ fn report(offer: Offer, offset: i64) -> Offer {
     match &offer {
         Offer::Activated { version } => {
             tracing::info!(model_version = version, offset, "model activated");
+        }
+        Offer::Shadowed { version } => {
+            tracing::info!(model_version = version, offset, "shadow model loaded");
         }
         Offer::Ignored { why } => tracing::debug!(offset, why, "model version ignored"),
         Offer::Rejected(error) => {

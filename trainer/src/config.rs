@@ -58,7 +58,7 @@ pub struct KafkaSettings {
     /// Bootstrap servers, security and extra librdkafka properties.
     #[command(flatten, next_help_heading = "Kafka connection")]
     pub connection: heart_kafka::KafkaArgs,
-    /// Compacted topic holding model versions, keyed by model name.
+    /// Compacted topic holding model versions, keyed `<name>/<version>`.
     #[arg(long, env = "TRAINER_TOPIC", default_value = heart_schemas::topics::MODELS)]
     pub topic: String,
     /// Upper bound for each Kafka step (metadata, reading the topic, delivery), milliseconds.

@@ -1,4 +1,4 @@
-//! Publishing: model versions on the compacted models topic, keyed by model name.
+//! Publishing: model versions on the compacted models topic, keyed by name and version.
 //!
 //! Versions are assigned here: read the topic to its end, take the highest version for the name,
 //! publish max + 1. That assumes one publisher per model name at a time (two concurrent
@@ -103,7 +103,8 @@ pub fn publish_file(path: &Path, kafka: &KafkaSettings) -> Result<Published, Pub
 }
 
 /// Verifies `version` as the scorer would (checksum, structure, golden vectors), assigns it the
-/// next version number for its name and produces it, keyed by name, with an idempotent producer.
+/// next version number for its name and produces it, keyed `<name>/<version>`, with an
+/// idempotent producer.
 ///
 /// # Errors
 /// [`PublishError::Verify`] for an artifact that fails its own checks (nothing is published), or
@@ -123,8 +124,9 @@ pub fn publish(version: ModelVersion, kafka: &KafkaSettings) -> Result<Published
     let producer: FutureProducer = producer_config(kafka)?
         .create()
         .map_err(|e| kafka_error("create producer", kafka, e))?;
+    let key = heart_schemas::topics::model_key(&version.name, version.version);
     let record = FutureRecord::to(&kafka.topic)
-        .key(version.name.as_bytes())
+        .key(key.as_bytes())
         .payload(&bytes);
     let delivery = runtime()?
         .block_on(producer.send(record, kafka.timeout()))

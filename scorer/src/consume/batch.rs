@@ -13,6 +13,8 @@ pub(crate) enum Topic {
     Predictions,
     /// Dead letters.
     DeadLetters,
+    /// The shadow model's predictions (`--shadow-model-version`).
+    Shadow,
 }
 
 /// One output record; its bytes live in the batch's buffer.
@@ -28,6 +30,32 @@ pub(crate) struct Output {
     pub offset: i64,
 }
 
+/// The shadow model against the active one, over a batch's records.
+#[derive(Debug, Default)]
+pub(crate) struct ShadowTally {
+    /// Outputs on the shadow topic (not input records of their own).
+    pub outputs: usize,
+    pub label_agreements: u64,
+    pub risk_level_agreements: u64,
+    /// Shadow probability minus the active one, per record.
+    pub differences: Vec<f64>,
+}
+
+impl ShadowTally {
+    /// Counts one record scored by both.
+    pub fn compare(
+        &mut self,
+        active: &heart_schemas::Prediction,
+        shadow: &heart_schemas::Prediction,
+    ) {
+        self.outputs += 1;
+        self.label_agreements += u64::from(active.label == shadow.label);
+        self.risk_level_agreements += u64::from(active.risk_level == shadow.risk_level);
+        self.differences
+            .push(shadow.probability - active.probability);
+    }
+}
+
 /// Consecutive records of one fetch, scored by one model version.
 #[derive(Debug)]
 pub(crate) struct Batch {
@@ -37,6 +65,10 @@ pub(crate) struct Batch {
     pub epoch: u64,
     /// The model version every prediction of the batch names.
     pub model_version: i64,
+    /// The shadow model's version, when the batch was scored by one too.
+    pub shadow_version: Option<i64>,
+    /// How the shadow's predictions compare with the active model's.
+    pub shadow: ShadowTally,
     bytes: Vec<u8>,
     pub outputs: Vec<Output>,
     /// Per input partition, the offset after the last record of the batch: what commits.
@@ -61,6 +93,8 @@ impl Batch {
             id,
             epoch,
             model_version,
+            shadow_version: None,
+            shadow: ShadowTally::default(),
             bytes: Vec::with_capacity(capacity * 96),
             outputs: Vec::with_capacity(capacity),
             next_offsets: BTreeMap::new(),
@@ -74,9 +108,15 @@ impl Batch {
         }
     }
 
-    /// Input records covered.
+    /// Outputs: one per input record, plus one on the shadow topic per record the shadow
+    /// model scored.
     pub fn len(&self) -> usize {
         self.outputs.len()
+    }
+
+    /// Input records covered.
+    pub fn inputs(&self) -> usize {
+        self.outputs.len() - self.shadow.outputs
     }
 
     pub fn is_empty(&self) -> bool {

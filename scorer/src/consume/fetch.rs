@@ -408,6 +408,7 @@ impl FetchStage<'_> {
         let topic = ctx.topic.as_str();
         let mut epoch = 0;
         let mut model: Option<std::sync::Arc<Model>> = None;
+        let mut shadow: Option<std::sync::Arc<Model>> = None;
         let mut opened_at = Instant::now();
         let mut errors = heart_kafka::Throttle::new(Duration::from_secs(10));
         let mut now_ms = heart_schemas::now_ms();
@@ -519,12 +520,11 @@ impl FetchStage<'_> {
                         };
                         opened_at = Instant::now();
                         let id = BATCH_IDS.fetch_add(1, Ordering::Relaxed);
-                        *guard = Some(Batch::new(
-                            id,
-                            epoch,
-                            current.version_number(),
-                            self.batch_max_records,
-                        ));
+                        let mut batch =
+                            Batch::new(id, epoch, current.version_number(), self.batch_max_records);
+                        shadow = self.store.shadow();
+                        batch.shadow_version = shadow.as_ref().map(|m| m.version_number());
+                        *guard = Some(batch);
                         model = Some(current);
                     }
                     let (Some(batch), Some(model)) = (guard.as_mut(), model.as_deref()) else {
@@ -533,6 +533,7 @@ impl FetchStage<'_> {
                     let cap = handoff.on_record(partition, offset);
                     let router = Router {
                         model,
+                        shadow: shadow.as_deref(),
                         rules: &self.rules,
                         max_output_bytes: self.max_output_bytes,
                         framing: self.framing,

@@ -252,10 +252,13 @@ fn wait_for_output_topics(
 ) -> bool {
     const RECHECK: Duration = Duration::from_secs(1);
     const LOG_EVERY: Duration = Duration::from_secs(30);
-    let topics = [
+    let mut topics = vec![
         config.predictions_topic.as_str(),
         config.dead_letter_topic.as_str(),
     ];
+    if config.shadow_model_version.is_some() {
+        topics.push(config.shadow_topic.as_str());
+    }
     let mut logged: Option<std::time::Instant> = None;
     loop {
         let refused: Vec<String> = topics
@@ -277,7 +280,8 @@ fn wait_for_output_topics(
         }
         let problem = format!(
             "cannot write output topic {}: create it (scripts/kafka start creates the project's \
-             topics) or point --predictions-topic / --dead-letter-topic at one that exists",
+             topics) or point --predictions-topic / --dead-letter-topic / --shadow-topic at one \
+             that exists",
             refused.join(", ")
         );
         if logged.is_none_or(|t| t.elapsed() >= LOG_EVERY) {

@@ -253,6 +253,10 @@ impl OutputStage<'_> {
         deadline: Instant,
     ) -> Result<(), Failure> {
         let version = batch.model_version.to_string();
+        let shadow_version = batch
+            .shadow_version
+            .map(|v| v.to_string())
+            .unwrap_or_default();
         for (i, output) in batch.outputs.iter().enumerate() {
             let (topic, header) = match output.topic {
                 Topic::Predictions => (
@@ -267,6 +271,13 @@ impl OutputStage<'_> {
                     Header {
                         key: topics::HEADER_REASON,
                         value: Some(output.reason.map_or("", |r| r.code())),
+                    },
+                ),
+                Topic::Shadow => (
+                    self.config.shadow_topic.as_str(),
+                    Header {
+                        key: topics::HEADER_MODEL_VERSION,
+                        value: Some(shadow_version.as_str()),
                     },
                 ),
             };
@@ -406,8 +417,8 @@ impl OutputStage<'_> {
     /// Applies a committed batch to the metrics.
     fn record(&self, batch: &Batch) {
         let m = self.metrics;
-        m.records_consumed.inc_by(batch.len() as u64);
-        m.batch_size.observe(batch.len() as f64);
+        m.records_consumed.inc_by(batch.inputs() as u64);
+        m.batch_size.observe(batch.inputs() as f64);
         m.score_duration.observe(batch.score_seconds);
         m.records_produced.inc_by(batch.predictions());
         m.unseen_categories.inc_by(batch.unseen_categories);
@@ -428,6 +439,17 @@ impl OutputStage<'_> {
                 .inc();
         }
         self.watch_drift(batch);
+        let shadow = &batch.shadow;
+        if shadow.outputs > 0 {
+            m.shadow_predictions.inc_by(shadow.outputs as u64);
+            m.shadow_label_agreements.inc_by(shadow.label_agreements);
+            m.shadow_risk_level_agreements
+                .inc_by(shadow.risk_level_agreements);
+            for d in &shadow.differences {
+                m.shadow_abs_probability_difference.inc_by(d.abs());
+                m.shadow_probability_difference.observe(*d);
+            }
+        }
     }
 
     /// Adds a committed batch's inputs to the drift window and exports its numbers. A new model

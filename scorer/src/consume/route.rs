@@ -8,7 +8,7 @@ use heart_schemas::{AvroRecord, EncodeError, Framing, PatientRecord, Reason};
 
 use super::batch::{Batch, Output, Topic};
 use crate::dead_letter::{self, RECORD_OVERHEAD, Source};
-use crate::score::{Rejection, Rules, score_decoded};
+use crate::score::{Rejection, Rules, score_decoded, score_record};
 
 /// One record in this many is timed for `scorer_score_duration_seconds`.
 const SAMPLE: i64 = 32;
@@ -20,6 +20,8 @@ const PREDICTION_BYTES: usize = 512;
 #[derive(Debug)]
 pub(crate) struct Router<'a> {
     pub model: &'a Model,
+    /// The shadow (challenger) model: every prediction gets a twin on the shadow topic.
+    pub shadow: Option<&'a Model>,
     pub rules: &'a Rules,
     /// Largest output record, bytes (the producer's `message.max.bytes`).
     pub max_output_bytes: usize,
@@ -55,6 +57,8 @@ impl Router<'_> {
         // record in SAMPLE is timed and stands for the others.
         let started = (source.offset % SAMPLE == 0).then(Instant::now);
         let budget = cap.unwrap_or(self.max_output_bytes);
+        // The shadow scores the same record, so it is kept (a copy only while one is on).
+        let twin = self.shadow.zip(decoded.as_ref().ok().cloned());
         let outcome = score_decoded(self.model, self.rules, decoded, now_ms);
         let outcome = match outcome {
             Ok(scored) => {
@@ -90,12 +94,36 @@ impl Router<'_> {
                 }
                 batch.push(Output {
                     topic: Topic::Predictions,
-                    key: Some(key),
+                    key: Some(key.clone()),
                     value,
                     reason: None,
                     partition: source.partition,
                     offset: source.offset,
                 });
+                if let Some((shadow, record)) = twin {
+                    let imputed = p.imputed_fields;
+                    let s = score_record(
+                        shadow,
+                        self.rules,
+                        record,
+                        imputed,
+                        now_ms,
+                        self.rules.explain.stream,
+                    )
+                    .prediction;
+                    let start = batch.buffer().len();
+                    s.encode_framed_into(self.framing.prediction, batch.buffer())?;
+                    let value = start..batch.buffer().len();
+                    batch.shadow.compare(&scored.prediction, &s);
+                    batch.push(Output {
+                        topic: Topic::Shadow,
+                        key: Some(key),
+                        value,
+                        reason: None,
+                        partition: source.partition,
+                        offset: source.offset,
+                    });
+                }
             }
             Err(rejection) => {
                 tracing::debug!(
@@ -161,6 +189,7 @@ mod tests {
         let rules = Rules::default();
         let router = Router {
             model: &m,
+            shadow: None,
             rules: &rules,
             max_output_bytes: 1_000_000,
             framing: OutputFraming::default(),
@@ -212,6 +241,7 @@ mod tests {
         let rules = Rules::default();
         let router = Router {
             model: &m,
+            shadow: None,
             rules: &rules,
             max_output_bytes: 1_000_000,
             framing: OutputFraming::default(),

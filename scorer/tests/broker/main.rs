@@ -107,6 +107,77 @@ fn a_shifted_field_crosses_the_psi_alarm_while_the_others_stay_low() {
 }
 
 #[test]
+fn with_a_shadow_every_input_has_one_champion_and_one_shadow_prediction() {
+    let t = Topics::create("shadow", 3);
+    let shadow_topic = support::unique("shadow-predictions");
+    support::create_topic(&shadow_topic, 3);
+    // The champion, then a newer challenger that must not be activated: its weight is opposite.
+    publish_model(&t.models, &fixtures::model_version(1, 1.0));
+    publish_model(&t.models, &fixtures::model_version(2, -1.0));
+    let mut scorer = Scorer::start(
+        &t,
+        &support::unique("tx"),
+        &[
+            "--shadow-model-version",
+            "2",
+            "--shadow-topic",
+            &shadow_topic,
+        ],
+    );
+    scorer.wait_ready(WAIT);
+    let records = patients("shadow", 400);
+    produce_patients(&t.patients, &records);
+    produce(
+        &t.patients,
+        &[(Some(b"bad".to_vec()), Some(b"not avro".to_vec()))],
+    );
+
+    let keys: BTreeSet<String> = records.iter().map(|r| r.patient_id.clone()).collect();
+    let champion = read_committed(&t.predictions, 400, WAIT, SETTLE);
+    let shadow = read_committed(&shadow_topic, 400, WAIT, SETTLE);
+    support::assert_exactly_once(&champion, &keys);
+    support::assert_exactly_once(&shadow, &keys);
+    let by_key: BTreeMap<String, heart_schemas::Prediction> = champion
+        .iter()
+        .map(|r| (r.key_str(), r.prediction()))
+        .collect();
+    let (mut labels, mut levels, mut abs) = (0.0, 0.0, 0.0);
+    for r in &shadow {
+        let (s, c) = (r.prediction(), &by_key[&r.key_str()]);
+        assert_eq!(
+            (c.model_version, s.model_version),
+            (1, 2),
+            "each names its own version"
+        );
+        assert_eq!(r.headers[topics::HEADER_MODEL_VERSION], "2");
+        labels += f64::from(u8::from(s.label == c.label));
+        levels += f64::from(u8::from(s.risk_level == c.risk_level));
+        abs += (s.probability - c.probability).abs();
+    }
+    assert!(
+        labels < 400.0,
+        "an opposite model disagrees: {labels} label agreements"
+    );
+    let metric = |name: &str| scorer.wait_metric(name, "", |_| true, WAIT);
+    scorer.wait_metric("scorer_shadow_predictions_total", "", |n| n >= 400.0, WAIT);
+    assert_eq!(
+        metric("scorer_shadow_predictions_total"),
+        400.0,
+        "none for the dead letter"
+    );
+    assert_eq!(metric("scorer_shadow_label_agreements_total"), labels);
+    assert_eq!(metric("scorer_shadow_risk_level_agreements_total"), levels);
+    let total = metric("scorer_shadow_abs_probability_difference_total");
+    assert!((total - abs).abs() < 1e-6, "{total} vs {abs}");
+    assert_eq!(metric("scorer_shadow_model_version"), 2.0);
+    assert_eq!(
+        metric("scorer_model_version"),
+        1.0,
+        "the challenger is not activated"
+    );
+}
+
+#[test]
 fn three_hundred_three_records_in_three_hundred_three_predictions_out() {
     let t = Topics::create("e2e", 6);
     let version = fixtures::model_version(1, 1.2);
@@ -592,7 +663,20 @@ fn every_dashboard_and_rule_expression_returns_data_from_a_live_scorer() {
 
     let t = Topics::create("promql", 3);
     publish_model(&t.models, &fixtures::model_version(1, 1.0));
-    let mut scorer = Scorer::start(&t, &support::unique("tx"), &[]);
+    // A shadow too, so that the champion/challenger panels have data.
+    publish_model(&t.models, &fixtures::model_version(2, 0.5));
+    let shadow_topic = support::unique("promql-shadow");
+    support::create_topic(&shadow_topic, 3);
+    let mut scorer = Scorer::start(
+        &t,
+        &support::unique("tx"),
+        &[
+            "--shadow-model-version",
+            "2",
+            "--shadow-topic",
+            &shadow_topic,
+        ],
+    );
     scorer.wait_ready(WAIT);
 
     let stop = Arc::new(AtomicBool::new(false));

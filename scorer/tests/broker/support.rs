@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use heart_schemas::{AvroRecord, DeadLetter, ModelVersion, PatientRecord, Prediction};
+use heart_schemas::{AvroRecord, DeadLetter, ModelVersion, PatientRecord, Prediction, topics};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -349,7 +349,7 @@ pub fn publish_model(topic: &str, version: &ModelVersion) {
     produce(
         topic,
         &[(
-            Some(version.name.clone().into_bytes()),
+            Some(topics::model_key(&version.name, version.version).into_bytes()),
             Some(version.encode().unwrap()),
         )],
     );
