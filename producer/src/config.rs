@@ -177,6 +177,11 @@ pub struct SendArgs {
     #[arg(long, env = "PRODUCER_RATE", default_value_t = 0.0)]
     pub rate: f64,
 
+    /// Stamp every record with a W3C `traceparent` header starting a new trace, which the
+    /// scorer continues onto the prediction or dead letter (docs/tracing.md).
+    #[arg(long, env = "PRODUCER_TRACE")]
+    pub trace: bool,
+
     /// Move a numeric attribute of every valid record by DELTA, kept within its allowed range
     /// (e.g. `age=+15`): a population unlike the training data, for the scorer's drift
     /// metrics. Repeat the flag, or separate with commas, for several fields.

@@ -19,9 +19,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use heart_registry::Registry;
-use heart_schemas::{AvroRecord, Framing, PatientRecord};
+use heart_schemas::{AvroRecord, Framing, PatientRecord, SpanIds, TraceParent};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
@@ -226,6 +227,8 @@ struct Outgoing {
     key: String,
     value: Vec<u8>,
     invalid: Option<InvalidKind>,
+    /// `traceparent` to stamp (`--trace`).
+    trace: Option<String>,
 }
 
 /// Sends every record of the source, then waits for all acknowledgements and prints the report.
@@ -272,6 +275,7 @@ pub(crate) async fn run(
     let mut tally = Tally::new();
     let mut next_log = Instant::now() + LOG_INTERVAL;
     let mut pending = source.next();
+    let traces = args.trace.then(SpanIds::new);
 
     'send: while let Some(row) = &pending {
         tokio::select! {
@@ -284,6 +288,7 @@ pub(crate) async fn run(
                 key: bad.key,
                 value: bad.value,
                 invalid: Some(bad.kind),
+                trace: traces.as_ref().map(new_trace),
             },
             None => {
                 let Some(row) = pending.take() else { break };
@@ -298,6 +303,7 @@ pub(crate) async fn run(
                     value,
                     key: record.patient_id,
                     invalid: None,
+                    trace: traces.as_ref().map(new_trace),
                 }
             }
         };
@@ -395,6 +401,11 @@ pub(crate) async fn run(
 
 /// Hands one message to librdkafka, waiting while its queue is full. `Ok(false)`: `shutdown`
 /// was cancelled while waiting, and the message was not sent.
+/// A new trace for one record: its root span is the send.
+fn new_trace(ids: &SpanIds) -> String {
+    TraceParent::start(ids.trace_id(), ids.next()).to_string()
+}
+
 async fn enqueue(
     producer: &FutureProducer,
     topic: &str,
@@ -407,6 +418,12 @@ async fn enqueue(
     let mut record = FutureRecord::to(topic)
         .key(message.key.as_bytes())
         .payload(message.value.as_slice());
+    if let Some(trace) = &message.trace {
+        record = record.headers(OwnedHeaders::new_with_capacity(1).insert(Header {
+            key: heart_schemas::trace::HEADER,
+            value: Some(trace.as_str()),
+        }));
+    }
     let delivery = loop {
         match producer.send_result(record) {
             Ok(delivery) => break delivery,

@@ -39,6 +39,7 @@ pub mod model;
 pub mod patient;
 pub mod prediction;
 pub mod topics;
+pub mod trace;
 pub mod writer_schema;
 
 pub use codec::AvroRecord;
@@ -52,6 +53,7 @@ pub use patient::{
     Encoding, FIELDS, FieldKind, FieldSpec, Invalid, N_FIELDS, PatientRecord, Problem, Violation,
 };
 pub use prediction::{Prediction, RiskLevel, RiskThresholds, ThresholdError};
+pub use trace::{SpanIds, TraceParent};
 pub use writer_schema::WriterSchema;
 
 /// Milliseconds since the Unix epoch: the clock of every record's timestamps (`event_time`,

@@ -26,6 +26,8 @@ pub struct Source<'a> {
     pub key: Option<&'a [u8]>,
     /// Input value.
     pub value: Option<&'a [u8]>,
+    /// The record's W3C trace context (`traceparent` header), if it carried a valid one.
+    pub trace: Option<heart_schemas::TraceParent>,
 }
 
 /// Builds the dead letter for `rejection`, fitting the record (key twice: as the Kafka key and
@@ -109,6 +111,7 @@ mod tests {
 
     fn source<'a>(key: &'a [u8], value: &'a [u8]) -> Source<'a> {
         Source {
+            trace: None,
             topic: "patients",
             partition: 2,
             offset: 17,

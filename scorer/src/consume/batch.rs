@@ -28,6 +28,8 @@ pub(crate) struct Output {
     /// The input record it answers.
     pub partition: i32,
     pub offset: i64,
+    /// The trace context passed on (`traceparent`): the input's trace, this hop's span.
+    pub trace: Option<heart_schemas::TraceParent>,
 }
 
 /// The shadow model against the active one, over a batch's records.
@@ -185,6 +187,7 @@ mod tests {
                 reason: None,
                 partition,
                 offset,
+                trace: None,
             });
         }
         let got: Vec<_> = b.next_offsets.into_iter().collect();

@@ -544,6 +544,7 @@ impl FetchStage<'_> {
                         offset,
                         key: message.key(),
                         value: message.payload(),
+                        trace: trace_context(&message),
                     };
                     // `scored_at` to the millisecond, without a clock read per record.
                     if clock_stale || batch.len() % 64 == 0 {
@@ -583,4 +584,16 @@ impl FetchStage<'_> {
         }
         Ok(())
     }
+}
+
+/// The record's `traceparent` header, if valid (an invalid one is ignored, as W3C says).
+fn trace_context(
+    message: &rdkafka::message::BorrowedMessage<'_>,
+) -> Option<heart_schemas::TraceParent> {
+    use rdkafka::message::{Headers, Message};
+    let headers = message.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == heart_schemas::trace::HEADER)
+        .and_then(|h| heart_schemas::TraceParent::parse(h.value?))
 }

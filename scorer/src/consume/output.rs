@@ -283,9 +283,17 @@ impl OutputStage<'_> {
             };
             let value = batch.value(output);
             let opaque = Deliveries::opaque(group_id, first_index + i);
+            let mut headers = OwnedHeaders::new_with_capacity(2).insert(header);
+            let trace = output.trace.map(|t| t.to_string());
+            if let Some(trace) = &trace {
+                headers = headers.insert(Header {
+                    key: heart_schemas::trace::HEADER,
+                    value: Some(trace.as_str()),
+                });
+            }
             let mut record = BaseRecord::with_opaque_to(topic, opaque)
                 .payload(value)
-                .headers(OwnedHeaders::new_with_capacity(1).insert(header));
+                .headers(headers);
             if let Some(key) = batch.key(output) {
                 record = record.key(key);
             }

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use heart_model::Model;
-use heart_schemas::{AvroRecord, EncodeError, Framing, PatientRecord, Reason};
+use heart_schemas::{AvroRecord, EncodeError, Framing, PatientRecord, Reason, SpanIds};
 
 use super::batch::{Batch, Output, Topic};
 use crate::dead_letter::{self, RECORD_OVERHEAD, Source};
@@ -57,6 +57,16 @@ impl Router<'_> {
         // record in SAMPLE is timed and stands for the others.
         let started = (source.offset % SAMPLE == 0).then(Instant::now);
         let budget = cap.unwrap_or(self.max_output_bytes);
+        // This record's span: the trace goes on, with the scorer as the parent of what follows.
+        let trace = source.trace.map(|t| t.child(SpanIds::process().next()));
+        if let Some(t) = &source.trace {
+            tracing::debug!(
+                partition = source.partition,
+                offset = source.offset,
+                trace_id = %t.trace_id_hex(),
+                "record traced"
+            );
+        }
         // The shadow scores the same record, so it is kept (a copy only while one is on).
         let twin = self.shadow.zip(decoded.as_ref().ok().cloned());
         let outcome = score_decoded(self.model, self.rules, decoded, now_ms);
@@ -99,6 +109,7 @@ impl Router<'_> {
                     reason: None,
                     partition: source.partition,
                     offset: source.offset,
+                    trace,
                 });
                 if let Some((shadow, record)) = twin {
                     let imputed = p.imputed_fields;
@@ -122,6 +133,7 @@ impl Router<'_> {
                         reason: None,
                         partition: source.partition,
                         offset: source.offset,
+                        trace,
                     });
                 }
             }
@@ -151,6 +163,7 @@ impl Router<'_> {
                     reason: Some(reason),
                     partition: source.partition,
                     offset: source.offset,
+                    trace,
                 });
             }
         }
@@ -175,6 +188,7 @@ mod tests {
 
     fn source<'a>(key: Option<&'a [u8]>, value: &'a [u8], offset: i64) -> Source<'a> {
         Source {
+            trace: None,
             topic: "patients",
             partition: 0,
             offset,

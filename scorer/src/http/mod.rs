@@ -13,10 +13,12 @@ use std::time::Instant;
 use crate::score::Rules;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::Uri;
+use axum::http::{HeaderValue, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use heart_schemas::{SpanIds, TraceParent};
+use tracing::Instrument;
 
 use crate::metrics::Metrics;
 use crate::model_store::ModelStore;
@@ -119,7 +121,14 @@ fn in_protocol_shape(uri: &Uri, error: ApiError) -> Response {
 }
 
 /// Counts and times every request; the route label is the matched pattern, never the raw path.
+/// A request with a valid W3C `traceparent` gets the trace continued: its events carry the
+/// trace id, and the response's `traceparent` names this hop's span.
 async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let trace = req
+        .headers()
+        .get(heart_schemas::trace::HEADER)
+        .and_then(|v| TraceParent::parse(v.as_bytes()))
+        .map(|t| t.child(SpanIds::process().next()));
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -128,7 +137,18 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
     let m = &state.metrics;
     m.http_in_flight.inc();
     let started = Instant::now();
-    let response = next.run(req).await;
+    let mut response = match trace {
+        Some(t) => {
+            let span = tracing::debug_span!("request", trace_id = %t.trace_id_hex());
+            next.run(req).instrument(span).await
+        }
+        None => next.run(req).await,
+    };
+    if let Some(value) = trace.and_then(|t| HeaderValue::from_str(&t.to_string()).ok()) {
+        response
+            .headers_mut()
+            .insert(heart_schemas::trace::HEADER, value);
+    }
     m.http_in_flight.dec();
     m.http_duration
         .with_label_values(&[&method, &route])

@@ -251,6 +251,31 @@ async fn explain_query_errors_are_400_and_an_old_model_is_409() {
 }
 
 #[tokio::test]
+async fn a_traceparent_is_continued_on_the_response() {
+    let t = TestApp::new(true);
+    let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let body = serde_json::to_value(patient(60)).unwrap();
+    let mut req = post_json("/predict", &body);
+    req.headers_mut()
+        .insert("traceparent", incoming.parse().unwrap());
+    let resp = app(t.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let out = resp.headers()["traceparent"].to_str().unwrap().to_owned();
+    let (trace, parent) = (&out[3..35], &out[36..52]);
+    assert_eq!(trace, "4bf92f3577b34da6a3ce929d0e0e4736", "{out}");
+    assert_ne!(parent, "00f067aa0ba902b7", "this hop's own span: {out}");
+    assert!(out.ends_with("-01"), "{out}");
+
+    // An invalid one is ignored, as the W3C specification says; none is made up.
+    let mut req = post_json("/predict", &body);
+    req.headers_mut()
+        .insert("traceparent", "00-nonsense".parse().unwrap());
+    let resp = app(t.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers().get("traceparent").is_none());
+}
+
+#[tokio::test]
 async fn invalid_fields_are_422_naming_each_field() {
     let t = TestApp::new(true);
     let mut rec = serde_json::to_value(patient(50)).unwrap();

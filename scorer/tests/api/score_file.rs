@@ -88,6 +88,7 @@ fn dead_letter_of(record: &PatientRecord) -> (String, String) {
         offset: 0,
         key: Some(record.patient_id.as_bytes()),
         value: Some(&value),
+        trace: None,
     };
     let letter = dead_letter(source, &rejection, 0, 1_000_000);
     (letter.reason, letter.message)

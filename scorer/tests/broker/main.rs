@@ -178,6 +178,59 @@ fn with_a_shadow_every_input_has_one_champion_and_one_shadow_prediction() {
 }
 
 #[test]
+fn producer_traces_are_continued_on_predictions_and_dead_letters() {
+    let t = Topics::create("trace", 3);
+    publish_model(&t.models, &fixtures::model_version(1, 1.0));
+    let mut scorer = Scorer::start(&t, &support::unique("tx"), &[]);
+    scorer.wait_ready(WAIT);
+    let data = support::cleveland_path();
+    support::run_producer(&[
+        "send",
+        "--topic",
+        &t.patients,
+        "--source",
+        "uci",
+        "--data",
+        data.to_str().unwrap(),
+        "--count",
+        "100",
+        "--invalid-ratio",
+        "0.1",
+        "--trace",
+    ]);
+    let trace_of = |r: &support::Received| {
+        let value = &r.headers[heart_schemas::trace::HEADER];
+        let t = heart_schemas::TraceParent::parse(value.as_bytes())
+            .unwrap_or_else(|| panic!("not a traceparent: {value:?}"));
+        (t.trace_id, t.parent_id)
+    };
+    let sent = read_committed(&t.patients, 100, WAIT, SETTLE);
+    let inputs: BTreeMap<String, (u128, u64)> =
+        sent.iter().map(|r| (r.key_str(), trace_of(r))).collect();
+    assert_eq!(inputs.len(), sent.len(), "one trace per record");
+    let traces: BTreeSet<u128> = inputs.values().map(|t| t.0).collect();
+    assert_eq!(traces.len(), inputs.len(), "a new trace for every record");
+
+    let predictions = read_committed(&t.predictions, 100, WAIT, SETTLE);
+    let letters = read_committed(&t.dead_letters, 1, WAIT, SETTLE);
+    assert!(
+        !letters.is_empty(),
+        "--invalid-ratio 0.1 makes dead letters"
+    );
+    for out in predictions.iter().chain(&letters) {
+        let (trace, parent) = trace_of(out);
+        let (sent_trace, sent_parent) = inputs[&out.key_str()];
+        assert_eq!(trace, sent_trace, "{}: the same trace", out.key_str());
+        assert_ne!(
+            parent,
+            sent_parent,
+            "{}: the scorer's own span",
+            out.key_str()
+        );
+    }
+}
+
+#[test]
 fn three_hundred_three_records_in_three_hundred_three_predictions_out() {
     let t = Topics::create("e2e", 6);
     let version = fixtures::model_version(1, 1.2);

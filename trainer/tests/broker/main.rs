@@ -65,7 +65,10 @@ fn the_published_record_loads_in_the_scorer_loader_and_a_tampered_copy_does_not(
     let kafka = broker.new_topic("load");
     let published = publish::publish(trained_version(), &kafka).unwrap();
     let (key, value) = broker.read_one(&kafka.topic, published.offset);
-    assert_eq!(key, b"heart-disease");
+    assert_eq!(
+        key, b"heart-disease/1",
+        "keyed <name>/<version>: compaction keeps each"
+    );
     let version = ModelVersion::decode(&value).unwrap();
     assert_eq!(version.version, published.version);
     let model = Model::load(version.clone()).unwrap();
