@@ -26,6 +26,7 @@ use crate::artifact::Artifact;
 use crate::estimator::{Estimator, Node, Tree};
 use crate::preprocess::MAX_WIDTH;
 use crate::profile::trees;
+use crate::stumps::StumpTable;
 
 /// One record's explanation; `base + Σ contributions == output`.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,17 +130,53 @@ impl Explainer {
         })
     }
 
-    /// Explains the artifact's output for one record.
+    /// Each tree's root expectation: its expected output over the training rows.
+    pub(crate) fn root_values(&self) -> Vec<f64> {
+        self.node_values.iter().map(|v| v[0]).collect()
+    }
+
+    /// Explains the artifact's output for one record; boosted stumps through their `table`
+    /// when there is one (the same numbers, in a binary search per feature).
     pub(crate) fn explain(
         &self,
         artifact: &Artifact,
+        table: Option<&StumpTable>,
         features: &[Option<f64>; N_FIELDS],
     ) -> Explanation {
         let mut x = [0.0; MAX_WIDTH];
         let width = artifact.preprocessor.transform(features, &mut x).width;
         let x = &x[..width];
         let mut contributions = [0.0; N_FIELDS];
-        let (space, base, output) = match artifact.estimator.uncalibrated() {
+        let (space, base, output) = match (artifact.estimator.uncalibrated(), table) {
+            (Estimator::Boosted { .. }, Some(table)) => {
+                let (base, output) = table.explain(x, |column, c| {
+                    contributions[self.column_field[column]] += c;
+                });
+                (OutputSpace::LogOdds, base, output)
+            }
+            (estimator, _) => self.explain_walking(estimator, x, &mut contributions),
+        };
+        let mut values = [0.0; N_FIELDS];
+        for (field, step) in artifact.preprocessor.steps.iter().enumerate() {
+            values[field] = features[field].unwrap_or_else(|| step.fill_value());
+        }
+        Explanation {
+            space,
+            base,
+            output,
+            contributions,
+            values,
+        }
+    }
+
+    /// The decomposition by the estimator itself (walking every tree's path).
+    fn explain_walking(
+        &self,
+        estimator: &Estimator,
+        x: &[f64],
+        contributions: &mut [f64; N_FIELDS],
+    ) -> (OutputSpace, f64, f64) {
+        match estimator {
             Estimator::Logistic { weights, intercept } => {
                 let mut base = *intercept;
                 let mut output = *intercept;
@@ -153,7 +190,7 @@ impl Explainer {
             }
             Estimator::Forest { trees } => {
                 let scale = 1.0 / trees.len() as f64;
-                let (base, sum) = self.walk(trees, x, scale, &mut contributions);
+                let (base, sum) = self.walk(trees, x, scale, contributions);
                 (OutputSpace::Probability, base, sum)
             }
             Estimator::Boosted {
@@ -161,22 +198,13 @@ impl Explainer {
                 learning_rate,
                 trees,
             } => {
-                let (base, sum) = self.walk(trees, x, *learning_rate, &mut contributions);
+                let (base, sum) = self.walk(trees, x, *learning_rate, contributions);
                 (OutputSpace::LogOdds, base_score + base, base_score + sum)
             }
             // `uncalibrated` never returns a calibrated estimator.
-            Estimator::Calibrated { .. } => unreachable!("calibration is never nested"),
-        };
-        let mut values = [0.0; N_FIELDS];
-        for (field, step) in artifact.preprocessor.steps.iter().enumerate() {
-            values[field] = features[field].unwrap_or_else(|| step.fill_value());
-        }
-        Explanation {
-            space,
-            base,
-            output,
-            contributions,
-            values,
+            Estimator::Calibrated { estimator, .. } => {
+                self.explain_walking(estimator, x, contributions)
+            }
         }
     }
 
@@ -488,6 +516,51 @@ mod tests {
         );
         assert!((e.contributions[0] - (0.7 - 0.2)).abs() < 1e-12);
         assert!((e.contributions[1] - (0.9 - 0.7)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn boosted_stumps_explain_through_their_table_as_through_the_trees() {
+        let rows = rows();
+        let stumps: Vec<Tree> = (0..40u16)
+            .map(|i| {
+                let f = i % 14;
+                Tree::stump(f, f64::from(i % 5) * 0.3 - 0.6, f64::from(i) / 40.0 - 0.5, 0.2)
+            })
+            .chain([Tree {
+                nodes: vec![Node::Leaf { probability: 0.3 }],
+            }])
+            .collect();
+        for calibrated in [false, true] {
+            let boosted = Estimator::Boosted {
+                base_score: -0.2,
+                learning_rate: 0.1,
+                trees: stumps.clone(),
+            };
+            let estimator = if calibrated {
+                Estimator::Calibrated {
+                    estimator: Box::new(boosted),
+                    platt: Platt { a: 1.2, b: -0.1 },
+                }
+            } else {
+                boosted
+            };
+            let m = model(&rows, Algorithm::GradientBoosting, |_| estimator);
+            assert!(m.stumps.is_some(), "stumps are tabulated");
+            let explainer = m.explainer.as_ref().unwrap();
+            let mut probe = rows.clone();
+            probe.push([None; N_FIELDS]);
+            for r in &probe {
+                let table = m.explain(r).unwrap();
+                let walked = explainer.explain(&m.artifact, None, r);
+                assert!((table.base - walked.base).abs() < 1e-12, "{table:?} {walked:?}");
+                assert!((table.output - walked.output).abs() < 1e-12);
+                for (a, b) in table.contributions.iter().zip(walked.contributions) {
+                    assert!((a - b).abs() < 1e-12, "{table:?} {walked:?}");
+                }
+                let sum = table.base + table.contributions.iter().sum::<f64>();
+                assert!((sum - table.output).abs() < 1e-9);
+            }
+        }
     }
 
     #[test]

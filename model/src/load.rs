@@ -82,9 +82,9 @@ pub struct Model {
     /// The decoded artifact.
     pub artifact: Artifact,
     /// A boosted model of stumps, tabulated (checked against the golden vectors like the rest).
-    stumps: Option<StumpTable>,
+    pub(crate) stumps: Option<StumpTable>,
     /// Node expectations and column means, when the artifact has a profile.
-    explainer: Option<Explainer>,
+    pub(crate) explainer: Option<Explainer>,
 }
 
 impl Model {
@@ -124,15 +124,20 @@ impl Model {
             }
         }
         check_structure(&artifact).map_err(ModelLoadError::Invalid)?;
+        let explainer = Explainer::new(&artifact);
         let stumps = match artifact.estimator.uncalibrated() {
             Estimator::Boosted {
                 base_score,
                 learning_rate,
                 trees,
-            } => StumpTable::new(*base_score, *learning_rate, trees),
+            } => StumpTable::new(*base_score, *learning_rate, trees).map(|mut table| {
+                if let Some(e) = &explainer {
+                    table.set_expectations(trees, &e.root_values());
+                }
+                table
+            }),
             _ => None,
         };
-        let explainer = Explainer::new(&artifact);
         let model = Self {
             version,
             artifact,
@@ -204,7 +209,9 @@ impl Model {
     /// [`ExplainError::NoProfile`] for an artifact older than payload format v3.
     pub fn explain(&self, features: &[Option<f64>; N_FIELDS]) -> Result<Explanation, ExplainError> {
         match &self.explainer {
-            Some(explainer) => Ok(explainer.explain(&self.artifact, features)),
+            Some(explainer) => {
+                Ok(explainer.explain(&self.artifact, self.stumps.as_ref(), features))
+            }
             None => Err(self.no_profile()),
         }
     }

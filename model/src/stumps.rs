@@ -28,6 +28,9 @@ struct Step {
     /// `sums[i]`: the sum for a value in `(thresholds[i - 1], thresholds[i]]`; the last entry,
     /// for a value above every threshold (or NaN, which no split sends left).
     sums: Vec<f64>,
+    /// The sum of these stumps' expectations over the training rows (see
+    /// [`StumpTable::set_expectations`]); 0 until set.
+    expected: f64,
 }
 
 impl Step {
@@ -90,6 +93,7 @@ impl StumpTable {
                     feature,
                     thresholds,
                     sums,
+                    expected: 0.0,
                 }
             })
             .collect();
@@ -99,6 +103,39 @@ impl StumpTable {
             constant,
             steps,
         })
+    }
+
+    /// Records each stump's expected score over the training rows, `root_values[t]` for tree
+    /// `t` of the `trees` the table was made from, for [`StumpTable::explain`].
+    pub(crate) fn set_expectations(&mut self, trees: &[Tree], root_values: &[f64]) {
+        for step in &mut self.steps {
+            step.expected = 0.0;
+        }
+        for (tree, expected) in trees.iter().zip(root_values) {
+            if let Some(Node::Split { feature, .. }) = tree.nodes.first()
+                && let Some(step) = self
+                    .steps
+                    .iter_mut()
+                    .find(|s| s.feature == usize::from(*feature))
+            {
+                step.expected += expected;
+            }
+        }
+    }
+
+    /// Saabas's decomposition of the log-odds, as [`crate::explain`] takes it, in a binary
+    /// search per feature: each column's stumps contribute their step's value less its
+    /// expectation. Adds the contributions to `by_column` and returns the base and the output.
+    pub(crate) fn explain(&self, x: &[f64], mut by_column: impl FnMut(usize, f64)) -> (f64, f64) {
+        let lr = self.learning_rate;
+        let (mut expected, mut sum) = (self.constant, self.constant);
+        for step in &self.steps {
+            let at = step.at(x[step.feature]);
+            by_column(step.feature, lr * (at - step.expected));
+            expected += step.expected;
+            sum += at;
+        }
+        (self.base_score + lr * expected, self.base_score + lr * sum)
     }
 
     /// The probability for encoded features `x`.
