@@ -524,7 +524,12 @@ mod tests {
         let stumps: Vec<Tree> = (0..40u16)
             .map(|i| {
                 let f = i % 14;
-                Tree::stump(f, f64::from(i % 5) * 0.3 - 0.6, f64::from(i) / 40.0 - 0.5, 0.2)
+                Tree::stump(
+                    f,
+                    f64::from(i % 5) * 0.3 - 0.6,
+                    f64::from(i) / 40.0 - 0.5,
+                    0.2,
+                )
             })
             .chain([Tree {
                 nodes: vec![Node::Leaf { probability: 0.3 }],
@@ -552,7 +557,10 @@ mod tests {
             for r in &probe {
                 let table = m.explain(r).unwrap();
                 let walked = explainer.explain(&m.artifact, None, r);
-                assert!((table.base - walked.base).abs() < 1e-12, "{table:?} {walked:?}");
+                assert!(
+                    (table.base - walked.base).abs() < 1e-12,
+                    "{table:?} {walked:?}"
+                );
                 assert!((table.output - walked.output).abs() < 1e-12);
                 for (a, b) in table.contributions.iter().zip(walked.contributions) {
                     assert!((a - b).abs() < 1e-12, "{table:?} {walked:?}");
