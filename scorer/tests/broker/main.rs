@@ -106,16 +106,15 @@ fn a_shifted_field_crosses_the_psi_alarm_while_the_others_stay_low() {
     assert!((missing - 4.0 / 303.0).abs() < 1e-9, "{missing}");
 }
 
-#[test]
-fn with_a_shadow_every_input_has_one_champion_and_one_shadow_prediction() {
-    let t = Topics::create("shadow", 3);
+/// A ready scorer on `t` serving version 1 (weight 1.0) with version 2 (`challenger_weight`),
+/// newer and so never to be activated, in its shadow; and the shadow topic it writes.
+fn with_shadow(t: &Topics, challenger_weight: f64) -> (Scorer, String) {
     let shadow_topic = support::unique("shadow-predictions");
     support::create_topic(&shadow_topic, 3);
-    // The champion, then a newer challenger that must not be activated: its weight is opposite.
     publish_model(&t.models, &fixtures::model_version(1, 1.0));
-    publish_model(&t.models, &fixtures::model_version(2, -1.0));
+    publish_model(&t.models, &fixtures::model_version(2, challenger_weight));
     let mut scorer = Scorer::start(
-        &t,
+        t,
         &support::unique("tx"),
         &[
             "--shadow-model-version",
@@ -125,6 +124,14 @@ fn with_a_shadow_every_input_has_one_champion_and_one_shadow_prediction() {
         ],
     );
     scorer.wait_ready(WAIT);
+    (scorer, shadow_topic)
+}
+
+#[test]
+fn with_a_shadow_every_input_has_one_champion_and_one_shadow_prediction() {
+    let t = Topics::create("shadow", 3);
+    // The challenger's weight is opposite the champion's.
+    let (scorer, shadow_topic) = with_shadow(&t, -1.0);
     let records = patients("shadow", 400);
     produce_patients(&t.patients, &records);
     produce(
@@ -715,22 +722,8 @@ fn every_dashboard_and_rule_expression_returns_data_from_a_live_scorer() {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     let t = Topics::create("promql", 3);
-    publish_model(&t.models, &fixtures::model_version(1, 1.0));
     // A shadow too, so that the champion/challenger panels have data.
-    publish_model(&t.models, &fixtures::model_version(2, 0.5));
-    let shadow_topic = support::unique("promql-shadow");
-    support::create_topic(&shadow_topic, 3);
-    let mut scorer = Scorer::start(
-        &t,
-        &support::unique("tx"),
-        &[
-            "--shadow-model-version",
-            "2",
-            "--shadow-topic",
-            &shadow_topic,
-        ],
-    );
-    scorer.wait_ready(WAIT);
+    let (scorer, _) = with_shadow(&t, 0.5);
 
     let stop = Arc::new(AtomicBool::new(false));
     let stream = std::thread::spawn({
