@@ -391,6 +391,14 @@ pub enum ConfigError {
         "--output-framing confluent needs --schema-registry-url (SCHEMA_REGISTRY_URL): the ids come from the registry"
     )]
     FramingNeedsRegistry,
+    /// The shadow is the pinned version: the replica would never have an active model.
+    #[error(
+        "--shadow-model-version {version} is also --pin-model-version: the shadow must be another version than the one served"
+    )]
+    ShadowIsPinned {
+        /// The version given to both.
+        version: i64,
+    },
     /// A count that must be positive is zero.
     #[error("{flag} must be at least 1")]
     Zero {
@@ -405,6 +413,11 @@ impl Config {
     /// # Errors
     /// The first [`ConfigError`] found.
     pub fn validate(&self) -> Result<Rules, ConfigError> {
+        if let Some(version) = self.shadow_model_version
+            && self.pin_model_version == Some(version)
+        {
+            return Err(ConfigError::ShadowIsPinned { version });
+        }
         if self.drain_timeout_ms >= self.session_timeout_ms {
             return Err(ConfigError::DrainExceedsSession {
                 drain_ms: self.drain_timeout_ms,
@@ -577,6 +590,17 @@ mod tests {
         assert!(c.validate().is_ok());
         assert_eq!(c.delivery, Delivery::ExactlyOnce);
         assert_eq!(c.patients_topic, "patients");
+    }
+
+    #[test]
+    fn the_shadow_cannot_be_the_pinned_version() {
+        let c = parse(&["--pin-model-version", "3", "--shadow-model-version", "3"]);
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::ShadowIsPinned { version: 3 })
+        ));
+        let c = parse(&["--pin-model-version", "3", "--shadow-model-version", "4"]);
+        assert!(c.validate().is_ok());
     }
 
     #[test]
