@@ -59,25 +59,10 @@ fn a_shifted_field_crosses_the_psi_alarm_while_the_others_stay_low() {
         &["--drift-window-records", "3030"],
     );
     scorer.wait_ready(WAIT);
-    let data = support::cleveland_path();
-    let data = data.to_str().unwrap();
     let send = |prefix: &str, shift: &[&str]| {
-        let mut args = vec![
-            "send",
-            "--topic",
-            &t.patients,
-            "--source",
-            "uci",
-            "--data",
-            data,
-            "--loop",
-            "--count",
-            "3030",
-            "--id-prefix",
-            prefix,
-        ];
+        let mut args = vec!["--loop", "--count", "3030", "--id-prefix", prefix];
         args.extend_from_slice(shift);
-        support::run_producer(&args);
+        support::send_cleveland(&t.patients, &args);
     };
     send("same-", &[]);
     let same = psi_by_field(&scorer, 3030.0);
@@ -190,21 +175,10 @@ fn producer_traces_are_continued_on_predictions_and_dead_letters() {
     publish_model(&t.models, &fixtures::model_version(1, 1.0));
     let mut scorer = Scorer::start(&t, &support::unique("tx"), &[]);
     scorer.wait_ready(WAIT);
-    let data = support::cleveland_path();
-    support::run_producer(&[
-        "send",
-        "--topic",
+    support::send_cleveland(
         &t.patients,
-        "--source",
-        "uci",
-        "--data",
-        data.to_str().unwrap(),
-        "--count",
-        "100",
-        "--invalid-ratio",
-        "0.1",
-        "--trace",
-    ]);
+        &["--count", "100", "--invalid-ratio", "0.1", "--trace"],
+    );
     let trace_of = |r: &support::Received| {
         let value = &r.headers[heart_schemas::trace::HEADER];
         let t = heart_schemas::TraceParent::parse(value.as_bytes())

@@ -474,6 +474,16 @@ pub fn cleveland() -> Vec<PatientRecord> {
         .collect()
 }
 
+/// `producer send` of the Cleveland rows to `topic`, with `extra` flags (`--count`, `--loop`,
+/// `--shift`, `--trace`, ...).
+pub fn send_cleveland(topic: &str, extra: &[&str]) {
+    let data = cleveland_path();
+    let mut args = vec!["send", "--topic", topic, "--source", "uci", "--data"];
+    args.push(data.to_str().unwrap());
+    args.extend_from_slice(extra);
+    run_producer(&args);
+}
+
 /// Runs `producer` with `args` against the test broker and waits for it; panics with its
 /// output unless it succeeds. The binary is the workspace's, beside this test's own.
 pub fn run_producer(args: &[&str]) {
