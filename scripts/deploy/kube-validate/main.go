@@ -7,7 +7,9 @@
 // admission checks (replica bounds, fallback, triggers) run on every ScaledObject. Then
 // the project's deployment rules run across the documents of one bundle (one file):
 // restricted pod security, probes on the sidecar, grace period above the drain bound,
-// replicas bounded by partitions, selectors that select something.
+// replicas bounded by partitions, selectors that select something, Secret files mounted as
+// directories (not subPath), and probes and ServiceMonitor that follow the sidecar's TLS
+// and bearer-token settings.
 //
 // Usage: kube-validate [--topics topics.yaml] [--defer-group G]... bundle.yaml...
 //
@@ -213,6 +215,14 @@ func checkBundle(objs []object, partitions map[string]int64) []string {
 
 	for _, po := range pods {
 		checkPodSecurity(po.id, po.spec, configMaps, fail)
+		checkSecretFiles(po.id, po.spec, configMaps, fail)
+	}
+	// The sidecar's settings, which the ServiceMonitor must follow.
+	scorerEnv := map[string]string{}
+	for _, d := range deployments {
+		if d.Spec.Template.Labels["app.kubernetes.io/component"] == "scorer" {
+			scorerEnv = envOf(&d.Spec.Template.Spec, configMaps)
+		}
 	}
 	for _, o := range objs {
 		if _, isNamespace := o.obj.(*corev1.Namespace); isNamespace {
@@ -237,7 +247,7 @@ func checkBundle(objs []object, partitions map[string]int64) []string {
 			} else {
 				fail("Deployment/%s: SCORER_DRAIN_TIMEOUT_MS is not set to an integer", v.Name)
 			}
-			checkScorer(v, drainMS, fail)
+			checkScorer(v, env, drainMS, fail)
 		case *corev1.Service:
 			if !selects(&metav1.LabelSelector{MatchLabels: v.Spec.Selector}) {
 				fail("Service/%s: selector %v matches no pod template", v.Name, v.Spec.Selector)
@@ -251,7 +261,7 @@ func checkBundle(objs []object, partitions map[string]int64) []string {
 				fail("NetworkPolicy/%s: podSelector matches no pod template", v.Name)
 			}
 		case *monitoringv1.ServiceMonitor:
-			checkServiceMonitor(v, services, fail)
+			checkServiceMonitor(v, services, scorerEnv, fail)
 		}
 	}
 
@@ -331,12 +341,6 @@ func checkPodSecurity(id string, spec *corev1.PodSpec, configMaps map[string]*co
 			strings.HasSuffix(c.Image, ":latest") {
 			fail("%s: image %q must carry a tag other than latest (or a digest)", cid, c.Image)
 		}
-		for _, e := range c.Env {
-			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil &&
-				(e.ValueFrom.SecretKeyRef.Optional == nil || !*e.ValueFrom.SecretKeyRef.Optional) {
-				fail("%s: env %s reads a user-created Secret and must be optional", cid, e.Name)
-			}
-		}
 		for _, ef := range c.EnvFrom {
 			if ef.ConfigMapRef != nil {
 				if _, ok := configMaps[ef.ConfigMapRef.Name]; !ok {
@@ -347,7 +351,41 @@ func checkPodSecurity(id string, spec *corev1.PodSpec, configMaps map[string]*co
 	}
 }
 
-func checkScorer(d *appsv1.Deployment, drainMS int64, fail func(string, ...any)) {
+// secretFiles are the variables that name a file from a Secret: each must lie in a mounted volume.
+var secretFiles = []string{"KAFKA_SSL_CA_LOCATION", "SCORER_HTTP_TLS_CERT", "SCORER_HTTP_TLS_KEY", "SCORER_HTTP_AUTH_TOKEN_FILE"}
+
+var pathVariable = regexp.MustCompile(`(_FILE|_LOCATION|_TLS_CERT|_TLS_KEY)$`)
+
+// checkSecretFiles: a file named by a container's environment is in a volume mounted as a
+// directory. A subPath mount is never updated, so a rotated Secret would not reach the pod.
+func checkSecretFiles(id string, spec *corev1.PodSpec, configMaps map[string]*corev1.ConfigMap, fail func(string, ...any)) {
+	all := append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...)
+	for _, c := range all {
+		env := envOf(&corev1.PodSpec{Containers: []corev1.Container{c}}, configMaps)
+		for name, path := range env {
+			if !pathVariable.MatchString(name) || !strings.HasPrefix(path, "/") {
+				continue
+			}
+			var mount *corev1.VolumeMount
+			for i := range c.VolumeMounts {
+				m := &c.VolumeMounts[i]
+				mp := strings.TrimSuffix(m.MountPath, "/")
+				if (path == mp || strings.HasPrefix(path, mp+"/")) && (mount == nil || len(mp) > len(mount.MountPath)) {
+					mount = m
+				}
+			}
+			switch {
+			case mount == nil && contains(secretFiles, name):
+				fail("%s container %s: %s=%s is in no mounted volume", id, c.Name, name, path)
+			case mount != nil && mount.SubPath != "":
+				fail("%s container %s: %s=%s is mounted with subPath %q; mount the Secret as a directory so rotation reaches the pod",
+					id, c.Name, name, path, mount.SubPath)
+			}
+		}
+	}
+}
+
+func checkScorer(d *appsv1.Deployment, env map[string]string, drainMS int64, fail func(string, ...any)) {
 	spec := &d.Spec.Template.Spec
 	if d.Spec.Replicas != nil {
 		fail("Deployment/%s: spec.replicas is set; the autoscaler owns it", d.Name)
@@ -379,6 +417,34 @@ func checkScorer(d *appsv1.Deployment, drainMS int64, fail func(string, ...any))
 	}
 	probe("livenessProbe", scorer.LivenessProbe, "/healthz")
 	probe("readinessProbe", scorer.ReadinessProbe, "/readyz")
+	// With TLS on the sidecar the kubelet must speak HTTPS to it (it does not verify the
+	// certificate); it cannot send a bearer token, so the health routes stay open.
+	tls := env["SCORER_HTTP_TLS_CERT"] != ""
+	if tls != (env["SCORER_HTTP_TLS_KEY"] != "") {
+		fail("Deployment/%s: SCORER_HTTP_TLS_CERT and SCORER_HTTP_TLS_KEY must be set together", d.Name)
+	}
+	want := corev1.URISchemeHTTP
+	if tls {
+		want = corev1.URISchemeHTTPS
+	}
+	for _, p := range []struct {
+		kind string
+		pr   *corev1.Probe
+	}{{"livenessProbe", scorer.LivenessProbe}, {"readinessProbe", scorer.ReadinessProbe}} {
+		if p.pr == nil || p.pr.HTTPGet == nil {
+			continue
+		}
+		scheme := p.pr.HTTPGet.Scheme
+		if scheme == "" {
+			scheme = corev1.URISchemeHTTP
+		}
+		if scheme != want {
+			fail("Deployment/%s: %s uses %s but the sidecar serves %s (SCORER_HTTP_TLS_CERT)", d.Name, p.kind, scheme, want)
+		}
+	}
+	if env["SCORER_HTTP_AUTH_TOKEN_FILE"] != "" && env["SCORER_HTTP_AUTH_HEALTH"] == "true" {
+		fail("Deployment/%s: SCORER_HTTP_AUTH_HEALTH=true, but the kubelet's probes cannot send a bearer token", d.Name)
+	}
 	grace := int64(30)
 	if spec.TerminationGracePeriodSeconds != nil {
 		grace = *spec.TerminationGracePeriodSeconds
@@ -435,7 +501,31 @@ func checkScaledObject(so *kedav1alpha1.ScaledObject, deployments map[string]*ap
 	}
 }
 
-func checkServiceMonitor(sm *monitoringv1.ServiceMonitor, services map[string]*corev1.Service, fail func(string, ...any)) {
+func checkServiceMonitor(sm *monitoringv1.ServiceMonitor, services map[string]*corev1.Service, scorerEnv map[string]string, fail func(string, ...any)) {
+	tls := scorerEnv["SCORER_HTTP_TLS_CERT"] != ""
+	protected := scorerEnv["SCORER_HTTP_AUTH_TOKEN_FILE"] != "" && scorerEnv["SCORER_HTTP_AUTH_METRICS"] == "true"
+	for _, ep := range sm.Spec.Endpoints {
+		scheme := ep.Scheme.String()
+		switch {
+		case scheme != "" && scheme != "http" && scheme != "https":
+			fail("ServiceMonitor/%s: endpoint scheme %q is neither http nor https", sm.Name, scheme)
+		case tls && scheme != "https":
+			fail("ServiceMonitor/%s: the sidecar serves TLS (SCORER_HTTP_TLS_CERT) but the endpoint scheme is %q", sm.Name, scheme)
+		case tls && ep.TLSConfig == nil:
+			fail("ServiceMonitor/%s: the sidecar serves TLS but the endpoint has no tlsConfig (CA, serverName)", sm.Name)
+		case !tls && scheme == "https":
+			fail("ServiceMonitor/%s: endpoint scheme https, but the sidecar serves plain HTTP", sm.Name)
+		}
+		if protected && ep.Authorization == nil && ep.BearerTokenSecret == nil {
+			fail("ServiceMonitor/%s: /metrics needs a bearer token (SCORER_HTTP_AUTH_METRICS) but the endpoint sends none", sm.Name)
+		}
+		if ep.Authorization != nil && ep.Authorization.Credentials == nil {
+			fail("ServiceMonitor/%s: authorization has no credentials Secret", sm.Name)
+		}
+		if err := ep.HTTPConfigWithProxyAndTLSFiles.Validate(); err != nil {
+			fail("ServiceMonitor/%s: %v", sm.Name, err)
+		}
+	}
 	sel, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector)
 	if err != nil {
 		fail("ServiceMonitor/%s: %v", sm.Name, err)

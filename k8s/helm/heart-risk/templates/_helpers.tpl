@@ -83,30 +83,160 @@ capabilities:
   drop: [ALL]
 {{- end }}
 
-{{/* Kafka credentials from the Secret; optional, so PLAINTEXT clusters need no Secret. */}}
+{{/*
+Where the Secrets are mounted. Whole directories, never subPath: the kubelet then updates a
+rotated Secret in place, and the binaries see the new file without a restart.
+*/}}
+{{- define "heart-risk.kafkaCaDir" -}}/etc/heart-risk/kafka{{- end }}
+{{- define "heart-risk.httpTlsDir" -}}/etc/heart-risk/http-tls{{- end }}
+{{- define "heart-risk.httpAuthDir" -}}/etc/heart-risk/http-auth{{- end }}
+
+{{/*
+The chart's rules for the security values; included by the scorer Deployment, so `helm
+template` and `helm install` fail with the value to change.
+*/}}
+{{- define "heart-risk.validateSecurity" -}}
+{{- if and (hasPrefix "sasl_" .Values.kafka.securityProtocol) (not .Values.kafka.sasl.existingSecret) }}
+{{- fail (printf "kafka.securityProtocol %s needs kafka.sasl.existingSecret (a Secret with keys %s and %s)" .Values.kafka.securityProtocol .Values.kafka.sasl.usernameKey .Values.kafka.sasl.passwordKey) }}
+{{- end }}
+{{- if and (hasPrefix "sasl_" .Values.kafka.securityProtocol) (not .Values.kafka.saslMechanism) }}
+{{- fail (printf "kafka.securityProtocol %s needs kafka.saslMechanism" .Values.kafka.securityProtocol) }}
+{{- end }}
+{{- $http := .Values.scorer.http }}
+{{- if and $http.tls.enabled (not $http.tls.existingSecret) }}
+{{- fail "scorer.http.tls.enabled needs scorer.http.tls.existingSecret (a kubernetes.io/tls Secret: tls.crt, tls.key)" }}
+{{- end }}
+{{- if and $http.auth.enabled (not $http.auth.existingSecret) }}
+{{- fail (printf "scorer.http.auth.enabled needs scorer.http.auth.existingSecret (a Secret whose key %s holds one token per line)" $http.auth.key) }}
+{{- end }}
+{{- if and $http.auth.enabled $http.auth.health }}
+{{- fail "scorer.http.auth.health: the kubelet's probes cannot send a bearer token (httpHeaders are literals in the manifest); keep /healthz and /readyz open" }}
+{{- end }}
+{{- if and .Values.autoscaling.keda.auth.enabled (ne .Values.autoscaling.keda.auth.sasl "plaintext") (not .Values.kafka.sasl.existingSecret) }}
+{{- fail "autoscaling.keda.auth.sasl needs kafka.sasl.existingSecret for KEDA's credentials" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Kafka client's Secrets, for every pod that talks to Kafka: SASL credentials as
+secretKeyRefs (never a literal) and the CA file's location. Required, not optional: a
+missing Secret stops the pod with an event that names it, rather than a client that fails
+to authenticate.
+*/}}
 {{- define "heart-risk.kafkaEnv" -}}
+{{- with .Values.kafka.sasl.existingSecret }}
 - name: KAFKA_SASL_USERNAME
   valueFrom:
     secretKeyRef:
-      name: {{ .Values.kafka.secretName }}
-      key: sasl-username
-      optional: true
+      name: {{ . }}
+      key: {{ $.Values.kafka.sasl.usernameKey }}
 - name: KAFKA_SASL_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ .Values.kafka.secretName }}
-      key: sasl-password
-      optional: true
+      name: {{ . }}
+      key: {{ $.Values.kafka.sasl.passwordKey }}
+{{- end }}
+{{- if .Values.kafka.ca.existingSecret }}
+- name: KAFKA_SSL_CA_LOCATION
+  value: {{ include "heart-risk.kafkaCaDir" . }}/ca.crt
+{{- end }}
+{{- end }}
+
+{{- define "heart-risk.kafkaCaMount" -}}
+{{- if .Values.kafka.ca.existingSecret }}
+- name: kafka-ca
+  mountPath: {{ include "heart-risk.kafkaCaDir" . }}
+  readOnly: true
+{{- end }}
 {{- end }}
 
 {{- define "heart-risk.kafkaCaVolume" -}}
+{{- with .Values.kafka.ca.existingSecret }}
 - name: kafka-ca
   secret:
-    secretName: {{ .Values.kafka.secretName }}
-    optional: true
+    secretName: {{ . }}
     items:
-      - key: ca.crt
+      - key: {{ $.Values.kafka.ca.key }}
         path: ca.crt
+{{- end }}
+{{- end }}
+
+{{/* The scorer's sidecar: TLS and bearer-token files from Secrets, the rate limit. */}}
+{{- define "heart-risk.scorer.httpEnv" -}}
+{{- $http := .Values.scorer.http }}
+{{- if $http.tls.enabled }}
+- name: SCORER_HTTP_TLS_CERT
+  value: {{ include "heart-risk.httpTlsDir" . }}/tls.crt
+- name: SCORER_HTTP_TLS_KEY
+  value: {{ include "heart-risk.httpTlsDir" . }}/tls.key
+{{- end }}
+{{- if $http.auth.enabled }}
+- name: SCORER_HTTP_AUTH_TOKEN_FILE
+  value: {{ include "heart-risk.httpAuthDir" . }}/tokens
+- name: SCORER_HTTP_AUTH_HEALTH
+  value: {{ $http.auth.health | quote }}
+- name: SCORER_HTTP_AUTH_METRICS
+  value: {{ $http.auth.metrics | quote }}
+{{- end }}
+{{- with $http.rateLimit.perSecond }}
+- name: SCORER_HTTP_RATE_LIMIT_PER_S
+  value: {{ . | quote }}
+{{- end }}
+{{- with $http.rateLimit.burst }}
+- name: SCORER_HTTP_RATE_LIMIT_BURST
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "heart-risk.scorer.httpMounts" -}}
+{{- if .Values.scorer.http.tls.enabled }}
+- name: http-tls
+  mountPath: {{ include "heart-risk.httpTlsDir" . }}
+  readOnly: true
+{{- end }}
+{{- if .Values.scorer.http.auth.enabled }}
+- name: http-auth
+  mountPath: {{ include "heart-risk.httpAuthDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* 0440 with the pod's fsGroup 10001: readable by the scorer's user, by nobody else. */}}
+{{- define "heart-risk.scorer.httpVolumes" -}}
+{{- $http := .Values.scorer.http }}
+{{- if $http.tls.enabled }}
+- name: http-tls
+  secret:
+    secretName: {{ $http.tls.existingSecret }}
+    defaultMode: 0440
+{{- end }}
+{{- if $http.auth.enabled }}
+- name: http-auth
+  secret:
+    secretName: {{ $http.auth.existingSecret }}
+    defaultMode: 0440
+    items:
+      - key: {{ $http.auth.key }}
+        path: tokens
+{{- end }}
+{{- end }}
+
+{{/* The scorer container's env: Kafka's Secrets, the registry's, the sidecar's. */}}
+{{- define "heart-risk.scorer.env" -}}
+{{- include "heart-risk.kafkaEnv" . }}
+{{- with .Values.schemaRegistry.basicAuth.existingSecret }}
+- name: SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.schemaRegistry.basicAuth.userInfoKey }}
+{{- end }}
+{{- include "heart-risk.scorer.httpEnv" . }}
+{{- end }}
+
+{{/* http or https: the probes' and Prometheus' scheme follow scorer.http.tls. */}}
+{{- define "heart-risk.scorer.scheme" -}}
+{{- if .Values.scorer.http.tls.enabled }}https{{ else }}http{{ end }}
 {{- end }}
 
 {{/*
