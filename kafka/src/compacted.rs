@@ -16,6 +16,8 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use thiserror::Error;
 
+use crate::watch::{ConnectionWatch, MetadataError, fetch_metadata};
+
 /// Why a topic could not be read to its end.
 #[derive(Debug, Error)]
 pub enum ReadError {
@@ -31,6 +33,9 @@ pub enum ReadError {
         /// The client's error.
         source: KafkaError,
     },
+    /// The cluster refused this client (credentials, certificate, protocol).
+    #[error(transparent)]
+    Refused(#[from] crate::watch::ConnectionFailure),
     /// The topic does not exist.
     #[error(
         "topic {topic:?} does not exist on {bootstrap}: create it (compacted), e.g. with `scripts/kafka start`"
@@ -114,15 +119,17 @@ fn is_leader_moving(e: &KafkaError) -> bool {
 /// so the caller can keep polling for newer records.
 ///
 /// `timeout` bounds each step (metadata, watermarks) and the whole read; `stop` is checked
-/// between polls and ends the read early (returning what was read so far).
+/// between polls and ends the read early (returning what was read so far). `watch` is the
+/// consumer's context (or the one it reports to): a refusal it sees ends the read at once.
 ///
 /// # Errors
-/// [`ReadError`]: no broker, no such topic, the end not reached within `timeout`.
+/// [`ReadError`]: refused, no broker, no such topic, the end not reached within `timeout`.
 pub fn read_to_end<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     topic: &str,
     bootstrap: &str,
     timeout: Duration,
+    watch: &ConnectionWatch,
     stop: &dyn Fn() -> bool,
     mut each: impl FnMut(&BorrowedMessage<'_>),
 ) -> Result<ReadSummary, ReadError> {
@@ -137,13 +144,18 @@ pub fn read_to_end<C: ConsumerContext>(
     let settle = started + timeout.min(TOPIC_SETTLE);
     let mut backoff = Duration::from_millis(50);
     let partitions: Vec<i32> = loop {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), timeout)
-            .map_err(|source| ReadError::Unreachable {
+        let metadata = fetch_metadata(consumer.client(), Some(topic), timeout, watch, &|| {
+            // Nothing is assigned yet: this only serves the error callbacks.
+            let _ = consumer.poll(Duration::ZERO);
+        })
+        .map_err(|e| match e {
+            MetadataError::Refused(failure) => ReadError::Refused(failure),
+            MetadataError::Unreachable(source) => ReadError::Unreachable {
                 bootstrap: bootstrap.to_owned(),
                 ms: timeout.as_millis() as u64,
                 source,
-            })?;
+            },
+        })?;
         let partitions: Vec<i32> = metadata
             .topics()
             .iter()

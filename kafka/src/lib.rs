@@ -14,6 +14,8 @@
 //! - [`compacted`]: [`read_to_end`], reading a (compacted) topic from its start to its end.
 //! - [`signals`]: SIGTERM/SIGINT handling with a second-signal and a hard-deadline exit.
 //! - [`telemetry`]: the one `RUST_LOG` / `--log-format` tracing setup.
+//! - [`watch`]: [`ConnectionWatch`], the clients' context: refused credentials, an untrusted
+//!   certificate or a protocol mismatch, told apart from an outage and named for the fix.
 
 pub mod client;
 pub mod compacted;
@@ -21,9 +23,11 @@ pub mod connection;
 pub mod properties;
 pub mod signals;
 pub mod telemetry;
+pub mod watch;
 
 pub use client::{ClientConfigError, Role, client_config};
 pub use compacted::{ReadError, read_to_end};
 pub use connection::KafkaArgs;
 pub use properties::PropertyError;
 pub use telemetry::{LogArgs, LogFormat, Throttle};
+pub use watch::{ConnectionFailure, ConnectionWatch, FailureKind, MetadataError, fetch_metadata};

@@ -151,6 +151,9 @@ pub enum SendError {
     /// The producer could not be created (bad librdkafka property, for example).
     #[error("cannot create the Kafka producer")]
     Create(#[source] KafkaError),
+    /// The cluster refused the producer (credentials, certificate, protocol).
+    #[error(transparent)]
+    Refused(#[from] heart_kafka::ConnectionFailure),
     /// No metadata for the topic within the connect timeout.
     #[error(
         "cannot reach Kafka at {bootstrap} within {timeout_ms} ms (is the broker running? try scripts/kafka start)"
@@ -207,6 +210,9 @@ pub enum TailError {
     /// The consumer could not be created or assigned.
     #[error("cannot set up the Kafka consumer")]
     Consumer(#[source] KafkaError),
+    /// The cluster refused the consumer (credentials, certificate, protocol).
+    #[error(transparent)]
+    Refused(#[from] heart_kafka::ConnectionFailure),
     /// No metadata within the connect timeout.
     #[error(
         "cannot reach Kafka at {bootstrap} within {timeout_ms} ms (is the broker running? try scripts/kafka start)"

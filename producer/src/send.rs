@@ -18,6 +18,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use heart_kafka::{ConnectionWatch, MetadataError};
 use heart_registry::Registry;
 use heart_schemas::{AvroRecord, Framing, PatientRecord, SpanIds, TraceParent};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -249,16 +250,17 @@ pub(crate) async fn run(
 ) -> Result<SendSummary, SendError> {
     let mut source = Source::open(args)?;
     let framing = framing(registry, args).await?;
-    let producer: FutureProducer = args
+    let watch = ConnectionWatch::new(&kafka.connection);
+    let producer: FutureProducer<ConnectionWatch> = args
         .producer_config(kafka)
         .map_err(ConfigError::from)?
-        .create()
+        .create_with_context(watch.clone())
         .map_err(SendError::Create)?;
     tokio::select! {
         biased;
         // Nothing sent yet: the loop below ends at once and reports that.
         () = shutdown.cancelled() => {}
-        checked = check_topic(&producer, kafka, &args.topic) => checked?,
+        checked = check_topic(&producer, &watch, kafka, &args.topic) => checked?,
     }
     info!(
         count = ?source.len_hint(),
@@ -407,7 +409,7 @@ fn new_trace(ids: &SpanIds) -> String {
 }
 
 async fn enqueue(
-    producer: &FutureProducer,
+    producer: &FutureProducer<ConnectionWatch>,
     topic: &str,
     message: Outgoing,
     in_flight: &mut JoinSet<Delivered>,
@@ -474,7 +476,7 @@ async fn enqueue(
 async fn settle_one(
     in_flight: &mut JoinSet<Delivered>,
     tally: &mut Tally,
-    producer: &FutureProducer,
+    producer: &FutureProducer<ConnectionWatch>,
     progress: &ProgressBar,
 ) -> Result<(), SendError> {
     match in_flight.join_next().await {
@@ -487,7 +489,7 @@ async fn settle_one(
 fn settle(
     done: Result<Delivered, tokio::task::JoinError>,
     tally: &mut Tally,
-    producer: &FutureProducer,
+    producer: &FutureProducer<ConnectionWatch>,
     progress: &ProgressBar,
 ) -> Result<(), SendError> {
     progress.inc(1);
@@ -549,32 +551,34 @@ async fn framing(registry: Option<Arc<Registry>>, args: &SendArgs) -> Result<Fra
 }
 
 async fn check_topic(
-    producer: &FutureProducer,
+    producer: &FutureProducer<ConnectionWatch>,
+    watch: &ConnectionWatch,
     kafka: &KafkaSettings,
     topic: &str,
 ) -> Result<(), SendError> {
+    let watch = watch.clone();
     let timeout = kafka.connect_timeout();
     let client = producer.clone();
     let name = topic.to_owned();
     // fetch_metadata blocks the calling thread.
     let metadata = tokio::task::spawn_blocking(move || {
-        client
-            .client()
-            .fetch_metadata(Some(&name), timeout)
-            .map(|m| {
+        heart_kafka::fetch_metadata(client.client(), Some(&name), timeout, &watch, &|| {}).map(
+            |m| {
                 m.topics()
                     .iter()
                     .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())
-            })
+            },
+        )
     })
     .await
-    .unwrap_or(Err(KafkaError::Canceled));
+    .unwrap_or(Err(MetadataError::Unreachable(KafkaError::Canceled)));
     match metadata {
         Ok(true) => Ok(()),
         Ok(false) => Err(SendError::NoTopic {
             topic: topic.to_owned(),
         }),
-        Err(source) => Err(SendError::Connect {
+        Err(MetadataError::Refused(failure)) => Err(SendError::Refused(failure)),
+        Err(MetadataError::Unreachable(source)) => Err(SendError::Connect {
             bootstrap: kafka.connection.bootstrap_servers.clone(),
             timeout_ms: kafka.connect_timeout_ms,
             source,

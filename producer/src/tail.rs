@@ -11,6 +11,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use heart_kafka::{ConnectionWatch, MetadataError};
 use heart_registry::{Decoder, Registry};
 use heart_schemas::topics::HEADER_REASON;
 use heart_schemas::{DeadLetter, Prediction, RiskLevel};
@@ -223,10 +224,11 @@ pub(crate) async fn run(
         .group
         .clone()
         .unwrap_or_else(|| format!("heart-tail-{}-{}", std::process::id(), now_ms()));
-    let consumer: StreamConsumer = args
+    let watch = ConnectionWatch::new(&kafka.connection);
+    let consumer: StreamConsumer<ConnectionWatch> = args
         .consumer_config(kafka, &group)
         .map_err(ConfigError::from)?
-        .create()
+        .create_with_context(watch.clone())
         .map_err(TailError::Consumer)?;
     let consumer = Arc::new(consumer);
 
@@ -240,7 +242,7 @@ pub(crate) async fn run(
         let found = tokio::select! {
             biased;
             () = shutdown.cancelled() => return finish(args, &Tally::new(args.dead_letters), false),
-            found = partitions(&consumer, kafka, topic) => found?,
+            found = partitions(&consumer, &watch, kafka, topic) => found?,
         };
         for partition in found {
             assignment
@@ -287,6 +289,9 @@ pub(crate) async fn run(
                 }
             }
             Err(err) => {
+                if let Some(failure) = watch.failure() {
+                    return Err(TailError::Refused(failure));
+                }
                 if let Some((code, reason)) = consumer.client().fatal_error() {
                     warn!(?code, reason, "fatal consumer error");
                     return Err(TailError::Receive(err));
@@ -379,7 +384,8 @@ fn reason_header(message: &BorrowedMessage<'_>) -> Option<String> {
 
 /// The topic's partitions, waiting up to the connect timeout for the broker and the topic.
 async fn partitions(
-    consumer: &Arc<StreamConsumer>,
+    consumer: &Arc<StreamConsumer<ConnectionWatch>>,
+    watch: &ConnectionWatch,
     kafka: &KafkaSettings,
     topic: &str,
 ) -> Result<Vec<i32>, TailError> {
@@ -388,18 +394,21 @@ async fn partitions(
     loop {
         let client = Arc::clone(consumer);
         let name = topic.to_owned();
+        let watch = watch.clone();
         // fetch_metadata blocks the calling thread.
         let fetched = tokio::task::spawn_blocking(move || {
-            client.fetch_metadata(Some(&name), timeout).map(|m| {
-                m.topics()
-                    .iter()
-                    .filter(|t| t.name() == name && t.error().is_none())
-                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                    .collect::<Vec<i32>>()
-            })
+            heart_kafka::fetch_metadata(client.client(), Some(&name), timeout, &watch, &|| {}).map(
+                |m| {
+                    m.topics()
+                        .iter()
+                        .filter(|t| t.name() == name && t.error().is_none())
+                        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                        .collect::<Vec<i32>>()
+                },
+            )
         })
         .await
-        .unwrap_or(Err(KafkaError::Canceled));
+        .unwrap_or(Err(MetadataError::Unreachable(KafkaError::Canceled)));
         match fetched {
             Ok(ids) if !ids.is_empty() => return Ok(ids),
             Ok(_) if Instant::now() < give_up => {
@@ -412,7 +421,8 @@ async fn partitions(
                     timeout_ms: kafka.connect_timeout_ms,
                 });
             }
-            Err(source) => {
+            Err(MetadataError::Refused(failure)) => return Err(TailError::Refused(failure)),
+            Err(MetadataError::Unreachable(source)) => {
                 return Err(TailError::Connect {
                     bootstrap: kafka.connection.bootstrap_servers.clone(),
                     timeout_ms: kafka.connect_timeout_ms,

@@ -149,14 +149,15 @@ async fn run_pipeline(
     shutdown: &CancellationToken,
 ) -> Result<(), RunError> {
     let updates: JoinHandle<Result<(), RunError>> = {
-        let (config, store, metrics, token) = (
+        let (config, store, metrics, watch, token) = (
             config.clone(),
             Arc::clone(store),
             metrics.clone(),
+            status.connection().clone(),
             shutdown.clone(),
         );
         tokio::task::spawn_blocking(move || {
-            let r = model_updates::run(&config, &store, &metrics, &token);
+            let r = model_updates::run(&config, &store, &metrics, &watch, &token);
             if r.is_err() {
                 token.cancel();
             }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use heart_kafka::{ReadError, Role, client_config, read_to_end};
+use heart_kafka::{ConnectionWatch, ReadError, Role, client_config, read_to_end};
 use heart_schemas::{AvroRecord, ModelVersion};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
@@ -16,6 +16,9 @@ use crate::metrics::Metrics;
 use crate::model_store::{ModelStore, Offer};
 
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long to wait before reading again when the cluster refused the replica.
+const REFUSED_RETRY: Duration = Duration::from_secs(2);
 
 /// Why following the models topic stopped.
 #[derive(Debug, Error)]
@@ -41,24 +44,40 @@ pub fn run(
     config: &Config,
     store: &ModelStore,
     metrics: &Metrics,
+    watch: &ConnectionWatch,
     token: &CancellationToken,
 ) -> Result<(), ModelUpdatesError> {
     let topic = config.models_topic.as_str();
-    let consumer: BaseConsumer =
-        client_config(&config.kafka, "heart-scorer-models", Role::Reader, &[])?.create()?;
+    watch.identify(&config.kafka);
+    let consumer: BaseConsumer<ConnectionWatch> =
+        client_config(&config.kafka, "heart-scorer-models", Role::Reader, &[])?
+            .create_with_context(watch.clone())?;
     let mut history = Vec::new();
-    let summary = read_to_end(
-        &consumer,
-        topic,
-        &config.kafka.bootstrap_servers,
-        CATCH_UP_TIMEOUT,
-        &|| token.is_cancelled(),
-        |msg| {
-            if let Some(v) = decode(msg.payload(), msg.offset(), metrics) {
-                history.push((msg.offset(), v));
+    // A cluster that refuses the replica's credentials may accept them later (a user created,
+    // a certificate fixed): keep asking, not ready meanwhile; the watch logs why.
+    let summary = loop {
+        let read = read_to_end(
+            &consumer,
+            topic,
+            &config.kafka.bootstrap_servers,
+            CATCH_UP_TIMEOUT,
+            watch,
+            &|| token.is_cancelled(),
+            |msg| {
+                if let Some(v) = decode(msg.payload(), msg.offset(), metrics) {
+                    history.push((msg.offset(), v));
+                }
+            },
+        );
+        match read {
+            Err(ReadError::Refused(_)) => {
+                if !crate::consume::sleep_unless_cancelled(REFUSED_RETRY, token) {
+                    return Ok(());
+                }
             }
-        },
-    )?;
+            other => break other?,
+        }
+    };
     tracing::info!(
         versions = history.len(),
         elapsed_ms = summary.elapsed.as_millis() as u64,

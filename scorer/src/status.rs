@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use heart_kafka::ConnectionWatch;
+
 /// The parts of the pipeline that can get stuck, each reporting its own problem so that one
 /// recovering does not hide another that has not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -25,6 +27,8 @@ pub struct PipelineStatus {
     running: AtomicBool,
     /// Why the pipeline cannot make progress, per stage, while it cannot.
     problems: Mutex<BTreeMap<Stage, String>>,
+    /// The context of every Kafka client of the replica: whether the cluster refuses it.
+    connection: ConnectionWatch,
 }
 
 impl PipelineStatus {
@@ -50,13 +54,26 @@ impl PipelineStatus {
         };
     }
 
-    /// Why the pipeline is stuck, if it is (every stuck stage, `; `-separated).
+    /// The watch every Kafka client of the replica reports refusals to.
+    pub fn connection(&self) -> &ConnectionWatch {
+        &self.connection
+    }
+
+    /// Why the pipeline is stuck, if it is (a refusal by the cluster first, then every stuck
+    /// stage, `; `-separated).
     pub fn problem(&self) -> Option<String> {
         let problems = self
             .problems
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        (!problems.is_empty()).then(|| problems.values().cloned().collect::<Vec<_>>().join("; "))
+        let all: Vec<String> = self
+            .connection
+            .failure()
+            .map(|f| f.to_string())
+            .into_iter()
+            .chain(problems.values().cloned())
+            .collect();
+        (!all.is_empty()).then(|| all.join("; "))
     }
 }
 
@@ -77,5 +94,21 @@ mod tests {
         assert_eq!(status.problem().as_deref(), Some("registry down"));
         status.set_problem(Stage::Registry, None);
         assert_eq!(status.problem(), None);
+    }
+
+    #[test]
+    fn a_refusal_by_the_cluster_comes_first() {
+        let status = PipelineStatus::default();
+        status.set_problem(Stage::Output, Some("no batch committed".into()));
+        status.connection().observe(
+            None,
+            "SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512",
+        );
+        let problem = status.problem().unwrap_or_default();
+        assert!(
+            problem.starts_with("Kafka refused the SASL credentials"),
+            "{problem}"
+        );
+        assert!(problem.ends_with("; no batch committed"), "{problem}");
     }
 }

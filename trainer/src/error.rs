@@ -215,6 +215,9 @@ pub enum PublishError {
     /// The models topic could not be read to its end (no broker, no topic, too slow).
     #[error(transparent)]
     ReadTopic(#[from] heart_kafka::ReadError),
+    /// The cluster refused the trainer (credentials, certificate, protocol).
+    #[error(transparent)]
+    Refused(#[from] heart_kafka::ConnectionFailure),
     /// A Kafka operation failed.
     #[error("kafka {operation} (bootstrap servers {brokers})")]
     Kafka {

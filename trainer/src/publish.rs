@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use heart_kafka::{ClientConfigError, Role, client_config, read_to_end};
+use heart_kafka::{ClientConfigError, ConnectionWatch, Role, client_config, read_to_end};
 use heart_model::Model;
 use heart_schemas::{AvroRecord, ModelVersion};
 use rdkafka::consumer::BaseConsumer;
@@ -121,8 +121,9 @@ pub fn publish(version: ModelVersion, kafka: &KafkaSettings) -> Result<Published
     let mut version = version;
     version.version = max + 1;
     let bytes = version.encode()?;
-    let producer: FutureProducer = producer_config(kafka)?
-        .create()
+    let watch = ConnectionWatch::new(&kafka.connection);
+    let producer: FutureProducer<ConnectionWatch> = producer_config(kafka)?
+        .create_with_context(watch.clone())
         .map_err(|e| kafka_error("create producer", kafka, e))?;
     let key = heart_schemas::topics::model_key(&version.name, version.version);
     let record = FutureRecord::to(&kafka.topic)
@@ -130,7 +131,10 @@ pub fn publish(version: ModelVersion, kafka: &KafkaSettings) -> Result<Published
         .payload(&bytes);
     let delivery = runtime()?
         .block_on(producer.send(record, kafka.timeout()))
-        .map_err(|(e, _)| kafka_error("produce", kafka, e))?;
+        .map_err(|(e, _)| match watch.failure() {
+            Some(failure) => PublishError::Refused(failure),
+            None => kafka_error("produce", kafka, e),
+        })?;
     info!(
         topic = %kafka.topic,
         partition = delivery.partition,
@@ -154,8 +158,9 @@ pub fn publish(version: ModelVersion, kafka: &KafkaSettings) -> Result<Published
 /// within the Kafka bound; [`PublishError::Client`] or [`PublishError::Kafka`] if the consumer
 /// cannot be created.
 pub fn list(kafka: &KafkaSettings) -> Result<Vec<Listed>, PublishError> {
-    let consumer: BaseConsumer = reader_config(kafka)?
-        .create()
+    let watch = ConnectionWatch::new(&kafka.connection);
+    let consumer: BaseConsumer<ConnectionWatch> = reader_config(kafka)?
+        .create_with_context(watch.clone())
         .map_err(|e| kafka_error("create consumer", kafka, e))?;
     let mut listed = Vec::new();
     read_to_end(
@@ -163,6 +168,7 @@ pub fn list(kafka: &KafkaSettings) -> Result<Vec<Listed>, PublishError> {
         &kafka.topic,
         &kafka.connection.bootstrap_servers,
         kafka.timeout(),
+        &watch,
         &|| false,
         |m| {
             // A tombstone (no payload) deletes a name; compaction removes it eventually.

@@ -60,6 +60,7 @@ fn read_all(topic: &str) -> Vec<(i32, i64, Vec<u8>)> {
         topic,
         &a.bootstrap_servers,
         Duration::from_secs(20),
+        &heart_kafka::ConnectionWatch::default(),
         &|| false,
         |m| {
             seen.push((
@@ -151,6 +152,7 @@ fn a_missing_topic_is_a_clear_error() {
         "no-such-topic-heart-kafka",
         &a.bootstrap_servers,
         Duration::from_secs(10),
+        &heart_kafka::ConnectionWatch::default(),
         &|| false,
         |_| {},
     )

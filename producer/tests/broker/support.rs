@@ -154,6 +154,7 @@ pub fn read_committed(topic: &str) -> Committed {
         topic,
         &kafka.bootstrap_servers,
         TIMEOUT,
+        &heart_kafka::ConnectionWatch::default(),
         &|| false,
         |m| {
             keys.insert(m.key().map(<[u8]>::to_vec));

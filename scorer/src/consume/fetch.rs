@@ -9,9 +9,12 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::score::Rules;
+use heart_kafka::ConnectionWatch;
 use heart_model::Model;
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
@@ -39,6 +42,8 @@ pub(crate) struct FetchContext {
     pub revoke_wait: Duration,
     /// Partitions held at a record whose writer schema the registry cannot be asked about.
     pub held: Mutex<BTreeMap<i32, Hold>>,
+    /// Where refusals (credentials, certificate) are reported.
+    pub watch: ConnectionWatch,
 }
 
 /// A partition paused at `offset`, whose record names registry id `id`.
@@ -71,6 +76,14 @@ impl FetchContext {
 }
 
 impl ClientContext for FetchContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.watch.log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.watch.error(&error, reason);
+    }
+
     fn stats(&self, statistics: Statistics) {
         let Some(topic) = statistics.topics.get(&self.topic) else {
             return;

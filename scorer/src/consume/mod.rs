@@ -159,15 +159,16 @@ pub fn run(
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
     let call_timeout = Duration::from_millis(config.transaction_timeout_ms);
-    let producer = OutputProducer::create(
-        producer_config,
-        transactional,
-        call_timeout.max(Duration::from_secs(30)),
-    )
-    .map_err(ConsumeError::Setup)?;
+    let watch = status.connection().clone();
+    watch.identify(&config.kafka);
+    let producer = OutputProducer::create(producer_config, transactional, watch.clone())
+        .map_err(ConsumeError::Setup)?;
     if !wait_for_output_topics(config, &producer, status, token) {
         return Ok(());
     }
+    producer
+        .init(call_timeout.max(Duration::from_secs(30)))
+        .map_err(ConsumeError::Setup)?;
 
     let handoff = Arc::new(Handoff::new(config.max_in_flight_batches));
     let context = FetchContext {
@@ -177,6 +178,7 @@ pub fn run(
         open: Mutex::new(None),
         revoke_wait: call_timeout,
         held: Mutex::default(),
+        watch,
     };
     let consumer: BaseConsumer<FetchContext> = config
         .consumer_config()?
@@ -242,8 +244,10 @@ pub fn run(
 
 /// Waits, not ready, until the topics the pipeline writes exist. Without them librdkafka holds
 /// every output until `message.timeout.ms` and each batch fails with "not acknowledged", which
-/// names no topic. A broker that does not answer is not waited for here: the pipeline's own
-/// retries and readiness cover it. False if shut down meanwhile.
+/// names no topic. A cluster that refuses this replica (credentials, certificate) is waited
+/// out too: readiness says why, and the connection watch logs it once per interval. A broker
+/// that does not answer is not waited for here: the pipeline's own retries and readiness
+/// cover it. False if shut down meanwhile.
 fn wait_for_output_topics(
     config: &Config,
     producer: &OutputProducer,
@@ -260,23 +264,42 @@ fn wait_for_output_topics(
         topics.push(config.shadow_topic.as_str());
     }
     let mut logged: Option<std::time::Instant> = None;
+    let watch = status.connection();
     loop {
+        let mut turned_away = false;
         let refused: Vec<String> = topics
             .iter()
             .filter_map(|topic| {
-                let metadata = producer
-                    .inner
-                    .client()
-                    .fetch_metadata(Some(topic), Duration::from_secs(5))
-                    .ok()?;
+                let metadata = match heart_kafka::fetch_metadata(
+                    producer.inner.client(),
+                    Some(topic),
+                    Duration::from_secs(5),
+                    watch,
+                    // Nothing polls the producer before the pipeline starts: serve its errors.
+                    &|| producer.inner.poll(Duration::ZERO),
+                ) {
+                    Ok(m) => m,
+                    Err(heart_kafka::MetadataError::Refused(_)) => {
+                        turned_away = true;
+                        return None;
+                    }
+                    Err(heart_kafka::MetadataError::Unreachable(_)) => return None,
+                };
                 let t = metadata.topics().iter().find(|t| t.name() == *topic)?;
                 t.error()
                     .map(|e| format!("{topic} ({})", RDKafkaErrorCode::from(e)))
             })
             .collect();
-        if refused.is_empty() {
+        if refused.is_empty() && !turned_away {
             status.set_problem(Stage::Topics, None);
             return true;
+        }
+        if refused.is_empty() {
+            // The watch's failure is the readiness problem meanwhile.
+            if !sleep_unless_cancelled(RECHECK, token) {
+                return false;
+            }
+            continue;
         }
         let problem = format!(
             "cannot write output topic {}: create it (scripts/kafka start creates the project's \
@@ -289,14 +312,22 @@ fn wait_for_output_topics(
             logged = Some(std::time::Instant::now());
         }
         status.set_problem(Stage::Topics, Some(problem));
-        let until = std::time::Instant::now() + RECHECK;
-        while std::time::Instant::now() < until {
-            if token.is_cancelled() {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if !sleep_unless_cancelled(RECHECK, token) {
+            return false;
         }
     }
+}
+
+/// Sleeps `wait` in short steps; false as soon as `token` is cancelled.
+pub(crate) fn sleep_unless_cancelled(wait: Duration, token: &CancellationToken) -> bool {
+    let until = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < until {
+        if token.is_cancelled() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    !token.is_cancelled()
 }
 
 /// The registry ids of this build's Prediction and DeadLetter schemas under their topics'

@@ -11,8 +11,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use heart_kafka::ConnectionWatch;
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext, PurgeConfig};
@@ -88,6 +90,8 @@ pub(crate) fn is_record_too_large(code: RDKafkaErrorCode) -> bool {
 pub(crate) struct Deliveries {
     batch: AtomicU64,
     failed: Mutex<Failed>,
+    /// Where refusals (credentials, certificate) are reported.
+    watch: ConnectionWatch,
 }
 
 #[derive(Debug, Default)]
@@ -121,7 +125,15 @@ impl Deliveries {
     }
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.watch.log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.watch.error(&error, reason);
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = usize;
@@ -167,17 +179,16 @@ impl std::fmt::Debug for OutputProducer {
 }
 
 impl OutputProducer {
-    /// Creates the producer; a transactional one also registers its transactional id, which
-    /// fences an earlier incarnation and aborts its open transaction.
+    /// Creates the producer, reporting refusals to `watch`; [`OutputProducer::init`] readies it.
     pub fn create(
         config: ClientConfig,
         transactional: bool,
-        timeout: Duration,
+        watch: ConnectionWatch,
     ) -> Result<Self, KafkaError> {
-        let inner: BaseProducer<Deliveries> = config.create_with_context(Deliveries::default())?;
-        if transactional {
-            inner.init_transactions(timeout)?;
-        }
+        let inner: BaseProducer<Deliveries> = config.create_with_context(Deliveries {
+            watch,
+            ..Deliveries::default()
+        })?;
         Ok(Self {
             config,
             transactional,
@@ -185,9 +196,21 @@ impl OutputProducer {
         })
     }
 
-    /// A fresh producer with the same settings (and transactional id).
+    /// A transactional producer registers its transactional id, which fences an earlier
+    /// incarnation and aborts its open transaction; an idempotent one has nothing to do.
+    pub fn init(&self, timeout: Duration) -> Result<(), KafkaError> {
+        if self.transactional {
+            self.inner.init_transactions(timeout)?;
+        }
+        Ok(())
+    }
+
+    /// A fresh, initialised producer with the same settings (and transactional id).
     pub fn recreate(&self, timeout: Duration) -> Result<Self, KafkaError> {
-        Self::create(self.config.clone(), self.transactional, timeout)
+        let watch = self.inner.context().watch.clone();
+        let fresh = Self::create(self.config.clone(), self.transactional, watch)?;
+        fresh.init(timeout)?;
+        Ok(fresh)
     }
 
     pub fn transactional(&self) -> bool {

@@ -33,13 +33,14 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
 /// The one readiness rule, for `/readyz` and OIP's `/v2/health/ready`: the active model, or why
 /// this replica should not get traffic.
 pub(super) fn readiness(state: &AppState) -> Result<Arc<Model>, ApiError> {
-    let Some(model) = state.store.current() else {
-        return Err(ApiError::NotReady("no model is active yet".into()));
-    };
-    // A stage's problem first: it says why, "not running" only that.
+    // A stage's problem first: it says why (a refused login is why no model arrives), "no
+    // model" and "not running" only that.
     if let Some(problem) = state.status.problem() {
         return Err(ApiError::NotReady(problem));
     }
+    let Some(model) = state.store.current() else {
+        return Err(ApiError::NotReady("no model is active yet".into()));
+    };
     if state.kafka && !state.status.running() {
         return Err(ApiError::NotReady(
             "the Kafka consumer is not running".into(),

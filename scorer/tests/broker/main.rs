@@ -10,6 +10,7 @@ mod faults;
 #[path = "../common/fixtures.rs"]
 mod fixtures;
 mod registry;
+mod security;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};

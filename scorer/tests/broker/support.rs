@@ -98,6 +98,7 @@ impl OwnBroker {
             .env("KAFKA_PORT", self.port.to_string())
             .env("KAFKA_CONTROLLER_PORT", self.controller.to_string())
             .env("KAFKA_STATE_DIR", &self.state)
+            .env_remove("KAFKA_SASL_SSL_PORT")
             .env("KAFKA_HEAP", "-Xmx384m -Xms128m")
             // A resumed broker re-registers after this instead of Kafka's 9 s default.
             .env("KAFKA_BROKER_SESSION_TIMEOUT_MS", "3000");
@@ -484,20 +485,26 @@ pub fn send_cleveland(topic: &str, extra: &[&str]) {
     run_producer(&args);
 }
 
-/// Runs `producer` with `args` against the test broker and waits for it; panics with its
-/// output unless it succeeds. The binary is the workspace's, beside this test's own.
-pub fn run_producer(args: &[&str]) {
+/// A binary of the workspace (`producer`, `trainer`), beside this test's own.
+pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let bin = exe
         .parent()
         .and_then(|deps| deps.parent())
         .unwrap()
-        .join("producer");
+        .join(name);
     assert!(
         bin.exists(),
         "{} is not built; run the tests with --workspace",
         bin.display()
     );
+    bin
+}
+
+/// Runs `producer` with `args` against the test broker and waits for it; panics with its
+/// output unless it succeeds.
+pub fn run_producer(args: &[&str]) {
+    let bin = workspace_bin("producer");
     let out = Command::new(&bin)
         .args(args)
         .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap())
@@ -532,6 +539,22 @@ impl Scorer {
         extra: &[&str],
         servers: &str,
     ) -> Self {
+        Self::start_with_env(
+            topics,
+            transactional_id,
+            extra,
+            &[("KAFKA_BOOTSTRAP_SERVERS", servers)],
+        )
+    }
+
+    /// As [`Scorer::start`], with `env` set on top of the test defaults (`RUST_LOG=info`, the
+    /// test broker): a SASL_SSL connection, another log level.
+    pub fn start_with_env(
+        topics: &Topics,
+        transactional_id: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("{}.log", unique("scorer")));
         let file = File::create(&log).unwrap();
@@ -558,8 +581,9 @@ impl Scorer {
             // Short timeouts keep rebalances quick; a test may set its own.
             .env("SCORER_SESSION_TIMEOUT_MS", "6000")
             .env("SCORER_DRAIN_TIMEOUT_MS", "5000")
-            .env("KAFKA_BOOTSTRAP_SERVERS", servers)
+            .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap())
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
