@@ -1,6 +1,7 @@
 //! Command-line and environment configuration, validated once at startup.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,6 +11,9 @@ use heart_registry::{Registry, RegistryArgs, RegistryError};
 use heart_schemas::{FieldSet, ImputationPolicy, RiskThresholds, ThresholdError, topics};
 use thiserror::Error;
 
+use crate::http::auth::{AuthSettings, BearerToken, TokenError, TokenFileError};
+use crate::http::rate_limit::RateLimitSettings;
+use crate::http::tls::{TlsError, TlsSettings};
 use crate::score::{Explain, Rules};
 
 /// Scores patient records from Kafka with the newest verified model, and serves a synchronous
@@ -229,6 +233,96 @@ pub struct Config {
     /// Most patients in one `POST /predict/batch`.
     #[arg(long, env = "SCORER_PREDICT_BATCH_MAX", default_value_t = 1000)]
     pub predict_batch_max: usize,
+
+    /// Serve the sidecar over TLS with this PEM certificate chain (the server's certificate
+    /// first), and --http-tls-key; give both or neither (plain HTTP). Both files are re-read
+    /// when they change (checked every 2 s), so a certificate cert-manager renews is served
+    /// without a restart; a pair that cannot be used is logged and the previous one kept.
+    #[arg(
+        long,
+        env = "SCORER_HTTP_TLS_CERT",
+        value_name = "FILE",
+        help_heading = "Sidecar security"
+    )]
+    pub http_tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --http-tls-cert (PKCS#8, PKCS#1 or SEC1, unencrypted).
+    #[arg(
+        long,
+        env = "SCORER_HTTP_TLS_KEY",
+        value_name = "FILE",
+        help_heading = "Sidecar security"
+    )]
+    pub http_tls_key: Option<PathBuf>,
+
+    /// Require `Authorization: Bearer <token>` on /predict, /predict/batch, /model and /v2/*
+    /// (answering 401 without one, 403 for a token not accepted), with the tokens in this file:
+    /// one a line, blank lines and `#` comment lines ignored. List two during a rotation. The
+    /// file is re-read when it changes.
+    #[arg(
+        long,
+        env = "SCORER_HTTP_AUTH_TOKEN_FILE",
+        value_name = "FILE",
+        help_heading = "Sidecar security"
+    )]
+    pub http_auth_token_file: Option<PathBuf>,
+
+    /// A bearer token accepted as those of --http-auth-token-file (repeat the flag, or
+    /// comma-separate them in the environment). Prefer the environment or the file: a flag's
+    /// value shows in the process list.
+    #[arg(
+        long = "http-auth-token",
+        env = "SCORER_HTTP_AUTH_TOKENS",
+        value_name = "TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true,
+        help_heading = "Sidecar security"
+    )]
+    pub http_auth_tokens: Vec<BearerToken>,
+
+    /// With bearer tokens: require one on /healthz and /readyz too (open by default, for the
+    /// kubelet's probes).
+    #[arg(
+        long,
+        env = "SCORER_HTTP_AUTH_HEALTH",
+        help_heading = "Sidecar security"
+    )]
+    pub http_auth_health: bool,
+
+    /// With bearer tokens: require one on /metrics too (open by default, for Prometheus).
+    #[arg(
+        long,
+        env = "SCORER_HTTP_AUTH_METRICS",
+        help_heading = "Sidecar security"
+    )]
+    pub http_auth_metrics: bool,
+
+    /// Requests a second one client (peer IP address) may send; beyond it the sidecar answers
+    /// 429 with Retry-After. /healthz, /readyz and /metrics are not limited. 0 turns it off.
+    #[arg(long, env = "SCORER_HTTP_RATE_LIMIT_PER_S", value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000), help_heading = "Sidecar security")]
+    pub http_rate_limit_per_s: u32,
+
+    /// Requests one client may send at once above --http-rate-limit-per-s before it is
+    /// limited [default: one second's worth, the rate].
+    #[arg(
+        long,
+        env = "SCORER_HTTP_RATE_LIMIT_BURST",
+        value_name = "N",
+        help_heading = "Sidecar security"
+    )]
+    pub http_rate_limit_burst: Option<u32>,
+}
+
+/// The sidecar's protection flags, checked: what `http::Sidecar::load` reads and serves.
+#[derive(Debug, Clone, Default)]
+pub struct HttpSecurity {
+    /// TLS, if on.
+    pub tls: Option<TlsSettings>,
+    /// Bearer tokens, if on.
+    pub auth: Option<AuthSettings>,
+    /// The per-client rate limit, if on.
+    pub rate_limit: Option<RateLimitSettings>,
 }
 
 /// One-shot commands.
@@ -405,6 +499,41 @@ pub enum ConfigError {
         /// The flag.
         flag: &'static str,
     },
+    /// Half of a TLS pair.
+    #[error(
+        "{given} needs {missing} too: give the certificate and its key, or neither for plain HTTP"
+    )]
+    TlsHalfPair {
+        /// The flag given.
+        given: &'static str,
+        /// The one missing.
+        missing: &'static str,
+    },
+    /// The certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// An auth flag without tokens to check.
+    #[error(
+        "{flag} protects routes with bearer tokens, but none is given: add --http-auth-token-file or SCORER_HTTP_AUTH_TOKENS"
+    )]
+    AuthWithoutTokens {
+        /// The flag.
+        flag: &'static str,
+    },
+    /// A token given on the command line or in the environment cannot be one.
+    #[error("--http-auth-token / SCORER_HTTP_AUTH_TOKENS: token {position} {problem}")]
+    Token {
+        /// 1-based position among the tokens given.
+        position: usize,
+        /// What is wrong with it (never the token).
+        problem: TokenError,
+    },
+    /// The token file cannot be used.
+    #[error(transparent)]
+    TokenFile(#[from] TokenFileError),
+    /// A burst without a rate.
+    #[error("--http-rate-limit-burst needs --http-rate-limit-per-s above 0")]
+    BurstWithoutRate,
 }
 
 impl Config {
@@ -436,6 +565,7 @@ impl Config {
                 return Err(ConfigError::Zero { flag });
             }
         }
+        self.http_security()?;
         self.consumer_config()?;
         self.producer_config()?;
         if self.registry()?.is_none() && self.output_framing == OutputFramingArg::Confluent {
@@ -463,6 +593,82 @@ impl Config {
                 stream: self.explain_stream,
                 top_k: usize::from(self.explain_top_k),
             },
+        })
+    }
+
+    /// The sidecar's TLS, bearer-token and rate-limit flags, checked (no file is read here).
+    ///
+    /// # Errors
+    /// [`ConfigError::TlsHalfPair`], [`ConfigError::AuthWithoutTokens`],
+    /// [`ConfigError::Token`], [`ConfigError::BurstWithoutRate`] or [`ConfigError::Zero`].
+    pub fn http_security(&self) -> Result<HttpSecurity, ConfigError> {
+        let tls = match (&self.http_tls_cert, &self.http_tls_key) {
+            (Some(cert), Some(key)) => Some(TlsSettings {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::TlsHalfPair {
+                    given: "--http-tls-cert",
+                    missing: "--http-tls-key",
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::TlsHalfPair {
+                    given: "--http-tls-key",
+                    missing: "--http-tls-cert",
+                });
+            }
+        };
+        // An empty SCORER_HTTP_AUTH_TOKENS (or a trailing comma) gives no token.
+        let tokens: Vec<BearerToken> = self
+            .http_auth_tokens
+            .iter()
+            .filter(|t| !t.is_empty())
+            .cloned()
+            .collect();
+        for (i, token) in tokens.iter().enumerate() {
+            token.check().map_err(|problem| ConfigError::Token {
+                position: i + 1,
+                problem,
+            })?;
+        }
+        let auth = if self.http_auth_token_file.is_some() || !tokens.is_empty() {
+            Some(AuthSettings {
+                token_file: self.http_auth_token_file.clone(),
+                tokens,
+                health: self.http_auth_health,
+                metrics: self.http_auth_metrics,
+            })
+        } else if self.http_auth_health {
+            return Err(ConfigError::AuthWithoutTokens {
+                flag: "--http-auth-health",
+            });
+        } else if self.http_auth_metrics {
+            return Err(ConfigError::AuthWithoutTokens {
+                flag: "--http-auth-metrics",
+            });
+        } else {
+            None
+        };
+        let rate_limit = match (
+            NonZeroU32::new(self.http_rate_limit_per_s),
+            self.http_rate_limit_burst,
+        ) {
+            (None, None) => None,
+            (None, Some(_)) => return Err(ConfigError::BurstWithoutRate),
+            (Some(per_s), burst) => Some(RateLimitSettings {
+                per_s,
+                burst: NonZeroU32::new(burst.unwrap_or(per_s.get())).ok_or(ConfigError::Zero {
+                    flag: "--http-rate-limit-burst",
+                })?,
+            }),
+        };
+        Ok(HttpSecurity {
+            tls,
+            auth,
+            rate_limit,
         })
     }
 
@@ -549,10 +755,45 @@ impl Config {
         })
     }
 
+    /// What protects the sidecar, for the startup summary: never a token, only how many.
+    fn http_security_summary(&self) -> String {
+        let Ok(security) = self.http_security() else {
+            return "invalid".to_owned();
+        };
+        let tls = if security.tls.is_some() { "on" } else { "off" };
+        let auth = match &security.auth {
+            None => "off".to_owned(),
+            Some(a) => {
+                let file = a
+                    .token_file
+                    .as_ref()
+                    .map_or_else(String::new, |f| format!(" file={}", f.display()));
+                let open: Vec<&str> = [("health", !a.health), ("metrics", !a.metrics)]
+                    .into_iter()
+                    .filter_map(|(route, open)| open.then_some(route))
+                    .collect();
+                format!(
+                    "on(env_tokens={}{file} open={})",
+                    a.tokens.len(),
+                    if open.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        open.join("+")
+                    }
+                )
+            }
+        };
+        let rate_limit = security.rate_limit.map_or_else(
+            || "off".to_owned(),
+            |r| format!("{}/s burst={}", r.per_s, r.burst),
+        );
+        format!("http_tls={tls} http_auth={auth} http_rate_limit={rate_limit}")
+    }
+
     /// The settings worth logging at startup, with secrets redacted.
     pub fn redacted_summary(&self) -> String {
         format!(
-            "{} registry={} output_framing={:?} group={} patients={} predictions={} dead_letters={} models={} model={} pin={:?} delivery={:?} batch={}/{}ms in_flight={} http={}",
+            "{} registry={} output_framing={:?} group={} patients={} predictions={} dead_letters={} models={} model={} pin={:?} delivery={:?} batch={}/{}ms in_flight={} http={} {}",
             self.kafka.redacted(),
             self.registry
                 .validate()
@@ -572,6 +813,7 @@ impl Config {
             self.batch_linger_ms,
             self.max_in_flight_batches,
             self.http_addr,
+            self.http_security_summary(),
         )
     }
 }
@@ -686,6 +928,127 @@ mod tests {
         let a = args(&["--output", "out.csv", "--output-format", "jsonl"]);
         assert_eq!(a.output_format(), OutputFormat::Jsonl);
         assert_eq!(a.input_format, InputFormat::Auto);
+    }
+
+    #[test]
+    fn the_sidecar_is_unprotected_by_default() {
+        let s = parse(&[]).http_security().unwrap();
+        assert!(s.tls.is_none() && s.auth.is_none() && s.rate_limit.is_none());
+        assert!(
+            parse(&[])
+                .redacted_summary()
+                .ends_with("http_tls=off http_auth=off http_rate_limit=off")
+        );
+    }
+
+    #[test]
+    fn tls_takes_a_certificate_and_its_key_or_neither() {
+        let c = parse(&["--http-tls-cert", "tls.crt"]);
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::TlsHalfPair {
+                missing: "--http-tls-key",
+                ..
+            })
+        ));
+        let c = parse(&["--http-tls-key", "tls.key"]);
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::TlsHalfPair {
+                missing: "--http-tls-cert",
+                ..
+            })
+        ));
+        let c = parse(&["--http-tls-cert", "tls.crt", "--http-tls-key", "tls.key"]);
+        assert_eq!(
+            c.http_security().unwrap().tls.unwrap().key,
+            PathBuf::from("tls.key")
+        );
+        assert!(c.redacted_summary().contains("http_tls=on"));
+    }
+
+    #[test]
+    fn tokens_are_checked_and_never_shown() {
+        let secret = "s3cr3t-token-0123456789";
+        let c = parse(&["--http-auth-token", secret, "--http-auth-metrics"]);
+        let auth = c
+            .validate()
+            .and_then(|_| c.http_security())
+            .unwrap()
+            .auth
+            .unwrap();
+        assert!(auth.metrics && !auth.health);
+        let summary = c.redacted_summary();
+        assert!(
+            summary.contains("http_auth=on(env_tokens=1 open=health)"),
+            "{summary}"
+        );
+        assert!(!summary.contains(secret) && !format!("{c:?}").contains(secret));
+
+        assert!(
+            parse(&["--http-auth-token", ""])
+                .http_security()
+                .unwrap()
+                .auth
+                .is_none()
+        );
+        let c = parse(&["--http-auth-token", "0123456789abcdef,short-one"]);
+        let err = c.validate().unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Token { position: 2, .. }),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("short-one"), "{err}");
+    }
+
+    #[test]
+    fn protecting_probes_or_metrics_needs_tokens() {
+        for flag in ["--http-auth-health", "--http-auth-metrics"] {
+            let err = parse(&[flag]).validate().unwrap_err();
+            assert!(matches!(err, ConfigError::AuthWithoutTokens { flag: f } if f == flag));
+        }
+        let c = parse(&[
+            "--http-auth-token-file",
+            "/run/tokens",
+            "--http-auth-health",
+        ]);
+        assert!(c.validate().is_ok());
+        assert!(
+            c.redacted_summary()
+                .contains("file=/run/tokens open=metrics")
+        );
+    }
+
+    #[test]
+    fn the_rate_limit_is_off_at_zero_and_bursts_a_second_by_default() {
+        let c = parse(&["--http-rate-limit-per-s", "0"]);
+        assert!(c.http_security().unwrap().rate_limit.is_none());
+        let c = parse(&["--http-rate-limit-burst", "5"]);
+        assert!(matches!(c.validate(), Err(ConfigError::BurstWithoutRate)));
+        let r = parse(&["--http-rate-limit-per-s", "20"])
+            .http_security()
+            .unwrap()
+            .rate_limit
+            .unwrap();
+        assert_eq!((r.per_s.get(), r.burst.get()), (20, 20));
+        let c = parse(&[
+            "--http-rate-limit-per-s",
+            "20",
+            "--http-rate-limit-burst",
+            "0",
+        ]);
+        assert!(matches!(c.validate(), Err(ConfigError::Zero { .. })));
+        let c = parse(&[
+            "--http-rate-limit-per-s",
+            "20",
+            "--http-rate-limit-burst",
+            "50",
+        ]);
+        assert!(
+            c.redacted_summary()
+                .contains("http_rate_limit=20/s burst=50")
+        );
+        assert!(Config::try_parse_from(["scorer", "--http-rate-limit-per-s", "2000000"]).is_err());
     }
 
     #[test]

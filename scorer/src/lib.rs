@@ -95,12 +95,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         })?;
     let local = listener.local_addr().map_err(RunError::Http)?;
     tracing::info!(addr = %local, "http listening");
-    let http_shutdown = shutdown.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, http::app(state))
-            .with_graceful_shutdown(http_shutdown.cancelled_owned())
-            .await
-    });
+    let sidecar = http::Sidecar::load(&config, &metrics)?;
+    let http = tokio::spawn(sidecar.serve(listener, state, shutdown.clone()));
 
     let result = if config.model_file.is_some() {
         shutdown.cancelled().await;

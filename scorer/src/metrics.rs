@@ -80,6 +80,14 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     /// HTTP requests being served.
     pub http_in_flight: Gauge,
+    /// Requests turned away for want of an accepted bearer token, by reason.
+    pub http_auth_failures: IntCounterVec,
+    /// Requests answered 429 by the per-client rate limit.
+    pub http_rate_limited: IntCounter,
+    /// Changes of the sidecar's TLS or token files, by file and outcome.
+    pub http_reloads: IntCounterVec,
+    /// TLS handshakes by outcome.
+    pub http_tls_handshakes: IntCounterVec,
 }
 
 /// Latency buckets from 10 µs to 10 s.
@@ -271,6 +279,25 @@ impl Metrics {
                 "scorer_http_requests_in_flight",
                 "HTTP requests being served.",
             )?,
+            http_auth_failures: counter_vec(
+                "scorer_http_auth_failures_total",
+                "Requests answered 401 (reason missing or malformed: no `Authorization: Bearer` token) or 403 (rejected: a token not accepted).",
+                &["reason"],
+            )?,
+            http_rate_limited: counter(
+                "scorer_http_requests_rate_limited_total",
+                "Requests answered 429 by the per-client rate limit (--http-rate-limit-per-s).",
+            )?,
+            http_reloads: counter_vec(
+                "scorer_http_reloads_total",
+                "Changes of the sidecar's files (file: tls, auth_tokens) applied (reloaded) or refused (failed: the previous files keep serving; see the log).",
+                &["file", "outcome"],
+            )?,
+            http_tls_handshakes: counter_vec(
+                "scorer_http_tls_handshakes_total",
+                "TLS handshakes of the sidecar by outcome (ok, failed: e.g. a client that does not trust the certificate, timeout).",
+                &["outcome"],
+            )?,
             registry,
         };
         m.register_all()?;
@@ -292,6 +319,9 @@ impl Metrics {
         }
         for action in ["retry", "reset"] {
             m.batch_failures.with_label_values(&[action]);
+        }
+        for failure in crate::http::auth::AuthFailure::ALL {
+            m.http_auth_failures.with_label_values(&[failure.code()]);
         }
         Ok(m)
     }
@@ -361,6 +391,10 @@ impl Metrics {
         r.register(Box::new(self.http_requests.clone()))?;
         r.register(Box::new(self.http_duration.clone()))?;
         r.register(Box::new(self.http_in_flight.clone()))?;
+        r.register(Box::new(self.http_auth_failures.clone()))?;
+        r.register(Box::new(self.http_rate_limited.clone()))?;
+        r.register(Box::new(self.http_reloads.clone()))?;
+        r.register(Box::new(self.http_tls_handshakes.clone()))?;
         #[cfg(target_os = "linux")]
         r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use heart_schemas::Violation;
 use serde::Serialize;
@@ -105,6 +105,24 @@ pub enum ApiError {
     /// An explanation was asked of a model that cannot give one.
     #[error(transparent)]
     NotExplainable(#[from] heart_model::ExplainError),
+    /// No bearer token, or an `Authorization` header that is not `Bearer <token>`.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// A bearer token that is not accepted.
+    #[error("the bearer token is not accepted; ask for a current one")]
+    Forbidden,
+    /// This client sent more requests than the rate limit allows.
+    #[error(
+        "rate limit exceeded: at most {per_s} requests/s from one client (bursts of {burst}); retry after {retry_after_s} s"
+    )]
+    RateLimited {
+        /// --http-rate-limit-per-s.
+        per_s: u32,
+        /// --http-rate-limit-burst.
+        burst: u32,
+        /// Seconds until a request will be let through.
+        retry_after_s: u64,
+    },
     /// No model is active yet.
     #[error("no model is active yet; publish one with `trainer train --publish`")]
     NoModel,
@@ -126,6 +144,9 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MalformedJson { .. } | Self::BadQuery(_) => StatusCode::BAD_REQUEST,
             Self::NotExplainable(_) => StatusCode::CONFLICT,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::WrongShape(_)
             | Self::Validation(_)
             | Self::TooManyMissing(_)
@@ -150,6 +171,9 @@ impl ApiError {
             Self::Validation(_) => "validation_failed",
             Self::TooManyMissing(_) => "too_many_missing",
             Self::BatchTooLarge { .. } => "batch_too_large",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::RateLimited { .. } => "rate_limited",
             Self::NoModel => "no_model",
             Self::NotReady(_) => "not_ready",
             Self::Internal(_) => "internal",
@@ -170,7 +194,24 @@ struct Inner<'a> {
     details: Option<&'a [FieldError]>,
 }
 
+/// The `WWW-Authenticate` challenge of a 401 (RFC 6750).
+pub const BEARER_CHALLENGE: &str = "Bearer realm=\"heart-risk\"";
+
 impl ApiError {
+    /// Headers the status calls for: the challenge of a 401, the `Retry-After` of a 429.
+    fn headers(&self) -> Option<(HeaderName, HeaderValue)> {
+        match self {
+            Self::Unauthorized(_) => Some((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(BEARER_CHALLENGE),
+            )),
+            Self::RateLimited { retry_after_s, .. } => {
+                Some((header::RETRY_AFTER, HeaderValue::from(*retry_after_s)))
+            }
+            _ => None,
+        }
+    }
+
     /// A 5xx is logged here, once, whichever shape answers it.
     fn log_if_internal(&self) {
         if let Self::Internal(detail) = self {
@@ -193,7 +234,9 @@ impl IntoResponse for ApiError {
                 details,
             },
         };
-        (self.status_code(), Json(body)).into_response()
+        let mut response = (self.status_code(), Json(body)).into_response();
+        response.headers_mut().extend(self.headers());
+        response
     }
 }
 
@@ -219,7 +262,9 @@ impl IntoResponse for OipError {
         let body = OipBody {
             error: self.0.to_string(),
         };
-        (self.0.status_code(), Json(body)).into_response()
+        let mut response = (self.0.status_code(), Json(body)).into_response();
+        response.headers_mut().extend(self.0.headers());
+        response
     }
 }
 
@@ -261,5 +306,38 @@ mod tests {
         });
         assert_eq!(e.0.status_code(), StatusCode::NOT_FOUND);
         assert_eq!(e.into_response().status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn a_401_challenges_and_a_429_says_when_to_retry_in_both_shapes() {
+        let limited = || ApiError::RateLimited {
+            per_s: 5,
+            burst: 10,
+            retry_after_s: 2,
+        };
+        for response in [
+            ApiError::Unauthorized("no token").into_response(),
+            OipError(ApiError::Unauthorized("no token")).into_response(),
+        ] {
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(
+                response.headers()[header::WWW_AUTHENTICATE],
+                "Bearer realm=\"heart-risk\""
+            );
+        }
+        for response in [
+            limited().into_response(),
+            OipError(limited()).into_response(),
+        ] {
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        }
+        assert!(
+            ApiError::Forbidden
+                .into_response()
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .is_none()
+        );
     }
 }

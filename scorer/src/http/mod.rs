@@ -1,11 +1,20 @@
 //! The axum sidecar: health, readiness, synchronous predict, model metadata, metrics, OpenAPI,
 //! and the same scoring over the Open Inference Protocol v2 (`/v2/...`, see [`oip`]).
 //! It serves from the model store alone, so it keeps answering while the broker is unreachable.
+//!
+//! Protection, all optional and off by default ([`server::Sidecar`], docs/sidecar-security.md):
+//! TLS ([`tls`]), bearer tokens ([`auth`]) and a per-client rate limit ([`rate_limit`]), with
+//! the files re-read when they change ([`reload`]).
 
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod oip;
 pub mod predict;
+pub mod rate_limit;
+pub(crate) mod reload;
+pub mod server;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,7 +32,11 @@ use tracing::Instrument;
 use crate::metrics::Metrics;
 use crate::model_store::ModelStore;
 use crate::status::PipelineStatus;
+use auth::Auth;
 use error::{ApiError, OipError};
+use rate_limit::RateLimit;
+
+pub use server::Sidecar;
 
 /// Everything the handlers need; cheap to clone.
 #[derive(Debug, Clone)]
@@ -64,13 +77,39 @@ pub const ROUTES: [(&str, &str); 16] = [
     ("POST", "/v2/models/{name}/versions/{version}/infer"),
 ];
 
-/// Builds the router.
+/// Builds the router with nothing guarded (the protection is [`Sidecar::app`]'s).
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    guarded(state, None, None)
+}
+
+/// Builds the router: every route behind `auth` if given, and all but the probes and the
+/// scrape behind `rate_limit` (so that one busy client cannot get the pod restarted). The rate
+/// limit comes first, so that guessing tokens is limited too.
+pub(crate) fn guarded(
+    state: AppState,
+    auth: Option<&Arc<Auth>>,
+    rate_limit: Option<&RateLimit>,
+) -> Router {
+    let guard = |router: Router<AppState>, limited: bool| {
+        let router = match auth {
+            Some(auth) => router.layer(middleware::from_fn_with_state(
+                Arc::clone(auth),
+                auth::require_token,
+            )),
+            None => router,
+        };
+        match rate_limit {
+            Some(limit) if limited => limit.wrap(router),
+            _ => router,
+        }
+    };
+    let probes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/model", get(health::model))
         .route("/metrics", get(health::metrics))
+        .method_not_allowed_fallback(method_not_allowed);
+    let api = Router::new()
+        .route("/model", get(health::model))
         .route("/openapi.json", get(health::openapi))
         .route("/predict", post(predict::predict))
         .route("/predict/batch", post(predict::predict_batch))
@@ -93,7 +132,9 @@ pub fn app(state: AppState) -> Router {
             post(oip::version_infer),
         )
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(method_not_allowed);
+    guard(probes, false)
+        .merge(guard(api, true))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
@@ -111,7 +152,7 @@ async fn method_not_allowed(uri: Uri) -> Response {
 }
 
 /// OIP clients parse `{"error": message}` on every `/v2` path, including unmatched ones.
-fn in_protocol_shape(uri: &Uri, error: ApiError) -> Response {
+pub(crate) fn in_protocol_shape(uri: &Uri, error: ApiError) -> Response {
     let path = uri.path();
     if path == "/v2" || path.starts_with("/v2/") {
         OipError(error).into_response()

@@ -7,6 +7,7 @@
 mod support;
 
 mod score_file;
+mod security;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
