@@ -82,6 +82,14 @@ fn run(bin: &str, args: &[&str], env: &[(String, String)], level: &str) -> (Outp
     (out, started.elapsed())
 }
 
+/// `env` as the scorer helper takes it, with `RUST_LOG=level`.
+fn borrowed<'a>(env: &'a [(String, String)], level: &'a str) -> Vec<(&'a str, &'a str)> {
+    env.iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain([("RUST_LOG", level)])
+        .collect()
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -99,6 +107,17 @@ fn assert_no_secret(what: &str, output: &str, secrets: &[String]) {
     }
 }
 
+/// `trainer publish` of `model` to `topic` with `env`, at debug level.
+fn publish(model: &std::path::Path, topic: &str, env: &[(String, String)]) -> (Output, Duration) {
+    let model = model.to_str().unwrap();
+    run(
+        "trainer",
+        &["publish", "--model", model, "--topic", topic],
+        env,
+        "debug",
+    )
+}
+
 fn model_file(test: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("{}.avro", support::unique(test)));
     let version = fixtures::trained_on(&cleveland(), 1);
@@ -114,27 +133,12 @@ fn the_whole_flow_runs_over_sasl_ssl_and_no_password_is_printed() {
     let mut printed = Vec::new();
 
     let trainer = secured("heart-trainer");
-    let (out, _) = run(
-        "trainer",
-        &[
-            "publish",
-            "--model",
-            model.to_str().unwrap(),
-            "--topic",
-            &t.models,
-        ],
-        &trainer,
-        "debug",
-    );
+    let (out, _) = publish(&model, &t.models, &trainer);
     assert!(out.status.success(), "trainer publish: {}", text(&out));
     printed.push(("trainer publish", text(&out)));
 
     let scorer_env = secured("heart-scorer");
-    let env: Vec<(&str, &str)> = scorer_env
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain([("RUST_LOG", "debug")])
-        .collect();
+    let env = borrowed(&scorer_env, "debug");
     let mut scorer = Scorer::start_with_env(&t, &support::unique("sasl"), &[], &env);
     scorer.wait_ready(WAIT);
 
@@ -272,18 +276,7 @@ fn refused_credentials_and_an_untrusted_broker_end_the_tools_fast_naming_the_set
         "KAFKA_SASL_PASSWORD",
         "not-the-password",
     );
-    let (out, took) = run(
-        "trainer",
-        &[
-            "publish",
-            "--model",
-            model.to_str().unwrap(),
-            "--topic",
-            &t.models,
-        ],
-        &trainer,
-        "debug",
-    );
+    let (out, took) = publish(&model, &t.models, &trainer);
     let output = text(&out);
     assert!(!out.status.success(), "trainer publish succeeded");
     assert!(took < Duration::from_secs(15), "took {took:?}:\n{output}");
@@ -299,11 +292,7 @@ fn a_scorer_with_a_wrong_password_stays_not_ready_says_why_and_logs_it_once_per_
         "KAFKA_SASL_PASSWORD",
         "not-the-password",
     );
-    let env: Vec<(&str, &str)> = scorer_env
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain([("RUST_LOG", "info,heart_kafka=debug")])
-        .collect();
+    let env = borrowed(&scorer_env, "info,heart_kafka=debug");
     let mut scorer = Scorer::start_with_env(&t, &support::unique("refused"), &[], &env);
     let started = Instant::now();
     let reason = loop {
