@@ -12,8 +12,8 @@
 #
 # The HEALTHCHECK probes the scorer's sidecar; compose disables it for producer and trainer.
 #
-# The binaries in the image carry their symbol tables but no DWARF (~54 MB instead of
-# 385 MB); the line tables go to <binary>.debug files, linked by .gnu_debuglink:
+# The binaries in the image are stripped (~47 MB instead of 385 MB); their symbol tables and
+# line tables go to <binary>.debug files, linked by .gnu_debuglink:
 #   docker build --target debug-symbols --output type=local,dest=debug-symbols .
 # (docs/deploy.md, "The image": sizes, and how to get file:line backtraces from them).
 #
@@ -40,8 +40,8 @@ COPY . .
 
 # Registry, git checkouts and target/ live in BuildKit cache mounts, so a rebuild after a
 # source change only recompiles the workspace crates. The binaries are copied out inside
-# the same RUN because the cache mount is not part of the layer. Then the DWARF line
-# tables move to /out/<binary>.debug (zlib-compressed) and each binary keeps a
+# the same RUN because the cache mount is not part of the layer. Then the symbols and DWARF
+# line tables move to /out/<binary>.debug (zlib-compressed) and each binary keeps a
 # .gnu_debuglink to its file: scripts/image splits its prebuilt binaries the same way.
 RUN --mount=type=cache,id=heart-cargo-registry,target=/usr/local/cargo/registry \
     --mount=type=cache,id=heart-cargo-git,target=/usr/local/cargo/git \
@@ -51,7 +51,7 @@ RUN --mount=type=cache,id=heart-cargo-registry,target=/usr/local/cargo/registry 
  && cp target/release/scorer target/release/producer target/release/trainer /out/ \
  && for bin in /out/scorer /out/producer /out/trainer; do \
       objcopy --only-keep-debug --compress-debug-sections=zlib "$bin" "$bin.debug" \
-      && objcopy --strip-debug --add-gnu-debuglink="$bin.debug" "$bin" || exit 1; \
+      && objcopy --strip-all --add-gnu-debuglink="$bin.debug" "$bin" || exit 1; \
     done
 
 # ---------------------------------------------------------------- debug symbols
