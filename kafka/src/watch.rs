@@ -249,8 +249,12 @@ impl ConnectionWatch {
         if self.observe(code, reason) {
             return;
         }
-        // "All brokers are down" follows every refusal: the refusal already says why.
-        if code == Some(RDKafkaErrorCode::AllBrokersDown) && self.failure().is_some() {
+        // "All brokers are down" follows every refusal: the refusal already says why. The end
+        // of a partition reaches the context when a consumer is served through its main
+        // queue (a metadata wait): it is news, not an error.
+        if (code == Some(RDKafkaErrorCode::AllBrokersDown) && self.failure().is_some())
+            || matches!(error, KafkaError::PartitionEOF(_))
+        {
             tracing::debug!(target: "librdkafka", error = %error, reason, "kafka client error");
             return;
         }
