@@ -1,11 +1,19 @@
 """The sidecar's OpenAPI document matches the server: schemathesis (every check, all phases,
-bounded) against a scorer serving a trained model (the `scorer_sidecar` fixture, no Kafka)."""
+bounded) against a scorer serving a trained model (no Kafka) with bearer tokens on, since the
+document declares the bearer scheme on the routes it protects: schemathesis sends the token and
+checks that those routes turn requests without it away (ST401)."""
 
 import json
+import os
 import pathlib
+import secrets
 import subprocess
 import sys
 import urllib.request
+
+import pytest
+
+from conftest import free_port, wait_http
 
 # Path parameters take the served model's name and version, so generated requests reach the
 # handlers instead of stopping at 404 (unknown names are covered by the api tests and
@@ -38,15 +46,44 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "422"]
 """
 
 
-def test_openapi_document_matches_the_server(scorer_sidecar, tmp_path):
-    with urllib.request.urlopen(f"{scorer_sidecar}/model", timeout=10) as r:
+@pytest.fixture
+def secured_sidecar(bin_dir, model_file, tmp_path):
+    """A sidecar-only scorer with a bearer token (from the environment, never on the command
+    line); yields its base URL and the token."""
+    token = secrets.token_urlsafe(24)
+    port = free_port()
+    log = tmp_path / "scorer.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [str(bin_dir / "scorer"), "--model-file", str(model_file),
+             "--http-addr", f"127.0.0.1:{port}", "--log-format", "text"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "SCORER_HTTP_AUTH_TOKENS": token},
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/readyz", proc)
+    except Exception:
+        proc.kill()
+        proc.wait(timeout=10)
+        raise RuntimeError(f"scorer sidecar did not start; its log:\n{log.read_text()}")
+    yield url, token
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_openapi_document_matches_the_server(secured_sidecar, tmp_path):
+    scorer_sidecar, token = secured_sidecar
+    request = urllib.request.Request(f"{scorer_sidecar}/model", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as r:
         model = json.load(r)
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG.format(name=model["name"], version=model["version"]))
     st = pathlib.Path(sys.executable).with_name("st")
     result = subprocess.run(
         [str(st), "--no-color", "--config-file", str(config), "run", f"{scorer_sidecar}/openapi.json",
-         "--checks", "all", "--max-examples", "30", "--max-time", "90", "--workers", "1",
+         "--checks", "all", "--header", f"Authorization: Bearer {token}", "--max-examples", "30", "--max-time", "90", "--workers", "1",
          "--generation-deterministic"],
         capture_output=True,
         text=True,
