@@ -92,6 +92,7 @@ ENV SCORER_HTTP_ADDR=0.0.0.0:8080 \
 EXPOSE 8080
 
 # `scorer healthcheck` GETs /healthz on SCORER_HTTP_ADDR and exits 0 on 200: no curl needed.
+# It reads the scorer's environment, so it speaks TLS and sends a token when those are on.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["/usr/local/bin/scorer", "healthcheck"]
 

@@ -329,7 +329,9 @@ pub struct HttpSecurity {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Exit 0 if the sidecar at --http-addr answers GET /healthz with 200 (for container
-    /// HEALTHCHECKs; no curl needed).
+    /// HEALTHCHECKs; no curl needed). Give it the scorer's own flags or environment: with
+    /// --http-tls-cert it speaks TLS and trusts exactly that certificate; with
+    /// --http-auth-health it sends the first configured token.
     Healthcheck,
     /// Score a file (UCI, CSV or JSONL) with a model file, without Kafka: predictions to
     /// --output, unscorable rows to --rejects with the dead-letter topic's reason codes and

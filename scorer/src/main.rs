@@ -20,7 +20,8 @@ const EXIT_MARGIN: Duration = Duration::from_secs(2);
 fn main() -> ExitCode {
     let config = Config::parse();
     if let Some(Command::Healthcheck) = config.command {
-        return match healthcheck::probe(config.http_addr, Duration::from_secs(3)) {
+        let probe = healthcheck::Probe::from_config(&config);
+        return match probe.and_then(|p| p.run(Duration::from_secs(3))) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("scorer healthcheck: {e}");

@@ -57,6 +57,11 @@ impl BearerToken {
         self.0.is_empty()
     }
 
+    /// The token itself, to send it (`scorer healthcheck`); never to log or show.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+
     fn digest(&self) -> [u8; 32] {
         digest(&self.0)
     }
@@ -159,10 +164,28 @@ fn parse_token_file(path: &Path, contents: Contents) -> Result<Vec<[u8; 32]>, To
             detail,
         })?
         .concat();
-    let text = std::str::from_utf8(&bytes).map_err(|_| TokenFileError::NotText {
+    Ok(file_tokens(path, &bytes)?.into_iter().map(digest).collect())
+}
+
+/// The first token of the token file at `path` (what `scorer healthcheck` sends).
+///
+/// # Errors
+/// [`TokenFileError`], as the sidecar would report it for that file.
+pub fn first_token_in_file(path: &Path) -> Result<BearerToken, TokenFileError> {
+    let bytes = std::fs::read(path).map_err(|e| TokenFileError::Read {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })?;
+    let first = file_tokens(path, &bytes)?[0];
+    Ok(BearerToken(first.to_owned()))
+}
+
+/// The file's tokens in order, each checked; at least one.
+fn file_tokens<'a>(path: &Path, bytes: &'a [u8]) -> Result<Vec<&'a str>, TokenFileError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| TokenFileError::NotText {
         path: path.to_owned(),
     })?;
-    let mut digests = Vec::new();
+    let mut tokens = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let token = line.trim();
         if token.is_empty() || token.starts_with('#') {
@@ -173,14 +196,14 @@ fn parse_token_file(path: &Path, contents: Contents) -> Result<Vec<[u8; 32]>, To
             line: i + 1,
             problem,
         })?;
-        digests.push(digest(token));
+        tokens.push(token);
     }
-    if digests.is_empty() {
+    if tokens.is_empty() {
         return Err(TokenFileError::NoTokens {
             path: path.to_owned(),
         });
     }
-    Ok(digests)
+    Ok(tokens)
 }
 
 /// Which routes need a token, and where the tokens come from (checked by `Config::validate`).

@@ -791,6 +791,120 @@ fn tls_is_served_to_a_client_trusting_the_ca_and_refused_by_one_that_does_not() 
     assert!(scorer.log_text().contains("scorer stopped"));
 }
 
+/// `scorer healthcheck` run with the scorer's flags `args` against `port`: whether it exited
+/// 0, and its stderr.
+fn healthcheck(port: u16, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_scorer"))
+        .args(["--http-addr", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .arg("healthcheck")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        ![TOKEN_A, TOKEN_B, TOKEN_C]
+            .iter()
+            .any(|t| stderr.contains(t)),
+        "a token in the probe's output: {stderr}"
+    );
+    (out.status.success(), stderr)
+}
+
+#[test]
+fn the_healthcheck_speaks_tls_and_sends_a_token_when_the_sidecar_needs_them() {
+    let dir = Dir::new("healthcheck");
+    let ca = Ca::new(&dir.0, "test-ca");
+    ca.issue(&dir.path("pair"), 1601);
+    Ca::new(&dir.0, "other-ca").issue(&dir.path("other"), 1602);
+    std::fs::write(
+        dir.path("tokens"),
+        format!("# probes\n{TOKEN_A}\n{TOKEN_B}\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.path("wrong-tokens"), format!("{TOKEN_C}\n")).unwrap();
+    let (cert, key) = (dir.arg("pair/tls.crt"), dir.arg("pair/tls.key"));
+    let (other_cert, other_key) = (dir.arg("other/tls.crt"), dir.arg("other/tls.key"));
+    let (tokens, wrong) = (dir.arg("tokens"), dir.arg("wrong-tokens"));
+    let tls = ["--http-tls-cert", &cert, "--http-tls-key", &key];
+    let served = [
+        &tls[..],
+        &["--http-auth-token-file", &tokens, "--http-auth-health"],
+    ]
+    .concat();
+    let mut scorer = Scorer::start(&dir, "healthcheck", &served);
+    let port = scorer.port;
+    scorer.wait_for("a healthy probe", STARTUP, || {
+        healthcheck(port, &served).0.then_some(())
+    });
+    // The token from the environment is sent as well as one from the file.
+    let out = Command::new(env!("CARGO_BIN_EXE_scorer"))
+        .args([
+            "--http-addr",
+            &format!("127.0.0.1:{port}"),
+            "--http-auth-health",
+        ])
+        .args(tls)
+        .arg("healthcheck")
+        .env("SCORER_HTTP_AUTH_TOKENS", TOKEN_B)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (ok, err) = healthcheck(
+        port,
+        &[
+            "--http-tls-cert",
+            &other_cert,
+            "--http-tls-key",
+            &other_key,
+            "--http-auth-token-file",
+            &tokens,
+            "--http-auth-health",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("over TLS")
+            && err.contains("a certificate other than the one in --http-tls-cert"),
+        "{err}"
+    );
+    let (ok, err) = healthcheck(
+        port,
+        &[
+            &tls[..],
+            &["--http-auth-token-file", &wrong, "--http-auth-health"],
+        ]
+        .concat(),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("answered 403: the bearer token sent is not accepted"),
+        "{err}"
+    );
+    let (ok, err) = healthcheck(port, &tls);
+    assert!(!ok);
+    assert!(
+        err.contains("answered 401: /healthz needs a bearer token"),
+        "{err}"
+    );
+    let (ok, err) = healthcheck(port, &[]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("GET /healthz on 127.0.0.1:{port}: ")),
+        "{err}"
+    );
+    let (ok, err) = healthcheck(free_port(), &served);
+    assert!(!ok);
+    assert!(err.contains("cannot connect to 127.0.0.1:"), "{err}");
+
+    let status = scorer.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status}:\n{}", scorer.log_text());
+}
+
 #[test]
 fn a_pair_that_cannot_be_used_stops_the_start_naming_the_file_and_the_fix() {
     let dir = Dir::new("tls-unusable");
