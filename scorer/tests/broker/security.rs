@@ -338,3 +338,120 @@ fn a_scorer_with_a_wrong_password_stays_not_ready_says_why_and_logs_it_once_per_
     );
     scorer.terminate(Duration::from_secs(20));
 }
+
+/// Values no Cleveland row has, so any occurrence in a log is one of these records'.
+const MARKED_ID: &str = "marked-patient-5f0c";
+const MARKED_VALUES: [(&str, f64); 4] = [
+    ("trestbps", 131.987_654),
+    ("chol", 241.135_792),
+    ("thalach", 149.246_813),
+    ("oldpeak", 1.357_913),
+];
+/// Out of range: such a record becomes a dead letter (whose reason names the value, on the
+/// dead-letter topic, not in a log).
+const MARKED_OUT_OF_RANGE: f64 = 931.987_654;
+
+fn marked_patient(trestbps: f64) -> serde_json::Value {
+    let mut patient = serde_json::json!({
+        "patient_id": MARKED_ID, "age": 61, "sex": 1, "cp": 3, "fbs": 0, "restecg": 0,
+        "exang": 1, "slope": 2, "ca": 1, "thal": 7,
+    });
+    for (field, value) in MARKED_VALUES {
+        patient[field] = value.into();
+    }
+    patient["trestbps"] = trestbps.into();
+    patient
+}
+
+fn assert_no_patient_value(what: &str, output: &str) {
+    let markers = MARKED_VALUES
+        .iter()
+        .map(|(_, v)| v.to_string())
+        .chain([MARKED_OUT_OF_RANGE.to_string(), MARKED_ID.to_owned()]);
+    for marker in markers {
+        assert!(
+            !output.contains(&marker),
+            "{what} logged {marker}, a patient's value, above debug:\n{output}"
+        );
+    }
+}
+
+#[test]
+fn patient_values_stay_out_of_every_log_above_debug() {
+    let t = Topics::create("patient-values", 1);
+    support::publish_model(&t.models, &fixtures::trained_on(&cleveland(), 1));
+    let mut scorer = Scorer::start(&t, &support::unique("patient-values"), &[]);
+    scorer.wait_ready(WAIT);
+    let plain = [("KAFKA_BOOTSTRAP_SERVERS".to_owned(), support::bootstrap())];
+
+    let file = std::env::temp_dir().join(format!("{}.jsonl", support::unique("marked")));
+    std::fs::write(&file, format!("{}\n", marked_patient(MARKED_VALUES[0].1))).unwrap();
+    let send = [
+        "send",
+        "--topic",
+        &t.patients,
+        "--source",
+        "jsonl",
+        "--data",
+        file.to_str().unwrap(),
+    ];
+    let (out, _) = run("producer", &send, &plain, "info");
+    assert!(out.status.success(), "producer send: {}", text(&out));
+    assert_no_patient_value("producer send", &text(&out));
+    // Past the producer's own validation, as a buggy client would send it.
+    let out_of_range = marked_patient(MARKED_OUT_OF_RANGE);
+    let record = heart_schemas::PatientRecord::from_json(out_of_range.as_object().unwrap(), 0);
+    assert!(record.is_err(), "{out_of_range} is valid");
+    let mut features = [None; heart_schemas::N_FIELDS];
+    for (slot, spec) in features.iter_mut().zip(heart_schemas::FIELDS.iter()) {
+        *slot = out_of_range[spec.name].as_f64();
+    }
+    support::produce_patients(
+        &t.patients,
+        &[heart_schemas::PatientRecord::from_features(
+            MARKED_ID.to_owned(),
+            0,
+            &features,
+        )],
+    );
+
+    for (path, body, status) in [
+        ("/predict", marked_patient(MARKED_VALUES[0].1), 200),
+        ("/predict", out_of_range.clone(), 422),
+        ("/predict/batch", serde_json::json!([out_of_range]), 422),
+    ] {
+        let (got, reply) = http(scorer.port, "POST", path, Some(&body.to_string())).unwrap();
+        assert_eq!(got, status, "{path}: {reply}");
+    }
+
+    let dead_letters = ["--dead-letters", "--dead-letter-topic", &t.dead_letters];
+    let tail = [
+        &[
+            "tail",
+            "--topic",
+            &t.predictions,
+            "--count",
+            "2",
+            "--timeout-s",
+            "60",
+            "--summary",
+        ][..],
+        &dead_letters[..],
+    ]
+    .concat();
+    let (out, _) = run("producer", &tail, &plain, "info");
+    assert!(out.status.success(), "producer tail: {}", text(&out));
+    assert_no_patient_value("producer tail", &String::from_utf8_lossy(&out.stderr));
+    // The dead letter's message is where the value belongs, written as the search expects.
+    let dead = read_committed(&t.dead_letters, 1, WAIT, super::SETTLE);
+    let message = &dead[0].dead_letter().message;
+    assert!(
+        message.contains(&MARKED_OUT_OF_RANGE.to_string()),
+        "{message}"
+    );
+    scorer.terminate(Duration::from_secs(20));
+    let log = scorer.log_text();
+    assert!(log.contains("scorer stopped"), "{log}");
+    assert_no_patient_value("scorer", &log);
+    let _ = std::fs::remove_file(file);
+}
