@@ -33,6 +33,9 @@ pub enum Command {
     Eda(EdaArgs),
     /// Verify a model.avro and publish it to the models topic as the next version.
     Publish(PublishArgs),
+    /// Turn a scikit-learn Pipeline exported by sklearn/export.py into a model.avro, verified
+    /// against scikit-learn's own probabilities, for publish, score-file or --model-file.
+    ImportSklearn(ImportSklearnArgs),
     /// List the model versions on the models topic.
     Models(ModelsArgs),
     /// Download the UCI Cleveland file and check its sha256.
@@ -214,12 +217,38 @@ pub struct PublishArgs {
     /// version; the MLflow version is tagged with the Kafka version and offset.
     #[arg(long, env = "TRAINER_FROM_MLFLOW")]
     pub from_mlflow: Option<String>,
+    /// Publish a scikit-learn Pipeline instead of --model: the JSON file `python3
+    /// sklearn/export.py PIPELINE.joblib --data DATA --out FILE` wrote (see `trainer
+    /// import-sklearn`).
+    #[arg(long, env = "TRAINER_SKLEARN", conflicts_with = "from_mlflow")]
+    pub sklearn: Option<PathBuf>,
+    /// Model name of a --sklearn import; the Kafka key.
+    #[arg(long, env = "TRAINER_NAME", default_value = "heart-disease")]
+    pub name: String,
     /// The MLflow server, for --from-mlflow.
     #[command(flatten, next_help_heading = "MLflow registry")]
     pub mlflow: heart_mlflow::MlflowConnection,
     /// Kafka settings.
     #[command(flatten)]
     pub kafka: KafkaSettings,
+}
+
+/// `trainer import-sklearn`.
+#[derive(Debug, Args)]
+pub struct ImportSklearnArgs {
+    /// The JSON file `python3 sklearn/export.py PIPELINE.joblib --data DATA --out FILE` wrote.
+    #[arg(long, env = "TRAINER_SKLEARN")]
+    pub sklearn: PathBuf,
+    /// Model name; the Kafka key.
+    #[arg(long, env = "TRAINER_NAME", default_value = "heart-disease")]
+    pub name: String,
+    /// Where to write the model version (Avro, as `trainer train` writes model.avro).
+    #[arg(
+        long,
+        env = "TRAINER_IMPORT_OUT",
+        default_value = "trainer-out/model.avro"
+    )]
+    pub out: PathBuf,
 }
 
 /// `trainer models`.
@@ -278,6 +307,8 @@ impl Config {
             Command::Models(m) => m.kafka.validate(Clients::Reader),
             Command::Eda(e) => e.mlflow.validate(),
             Command::FetchData(_) => Ok(()),
+            Command::ImportSklearn(i) if i.name.is_empty() => Err(ConfigError::EmptyName),
+            Command::ImportSklearn(_) => Ok(()),
         }
     }
 }

@@ -261,6 +261,59 @@ pub enum FetchError {
     Write(#[from] WriteError),
 }
 
+/// A scikit-learn export cannot become a model version; each message says what to do.
+#[derive(Debug, Error)]
+pub enum ImportError {
+    /// The file cannot be read.
+    #[error("--sklearn {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not an export this build understands.
+    #[error(
+        "--sklearn {path}: not a scikit-learn export ({detail}); write it with `python3 sklearn/export.py PIPELINE.joblib --data DATA --out FILE`"
+    )]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        detail: String,
+    },
+    /// An export of another format version.
+    #[error(
+        "--sklearn {path}: format {found:?}, this build reads {expected:?}; export again with this project's sklearn/export.py"
+    )]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// Its format.
+        found: String,
+        /// The format this build reads.
+        expected: &'static str,
+    },
+    /// The export is inconsistent.
+    #[error("--sklearn {path}: {detail}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The imported model does not reproduce scikit-learn's probabilities (or breaks the
+    /// artifact's invariants): it is not served.
+    #[error("the imported model does not reproduce scikit-learn: {0}")]
+    Verify(#[from] heart_model::ModelLoadError),
+    /// Serialization failed.
+    #[error(transparent)]
+    Serialize(#[from] postcard::Error),
+    /// Encoding the version failed.
+    #[error(transparent)]
+    Encode(#[from] heart_schemas::EncodeError),
+}
+
 /// Any failure of a trainer command.
 #[derive(Debug, Error)]
 pub enum Error {
@@ -285,6 +338,9 @@ pub enum Error {
     /// Downloading failed.
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    /// A scikit-learn export cannot be imported.
+    #[error(transparent)]
+    Import(#[from] ImportError),
     /// MLflow tracking or the model registry failed.
     #[error(transparent)]
     Mlflow(#[from] MlflowError),

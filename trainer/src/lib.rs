@@ -45,6 +45,7 @@ mod pool;
 pub mod publish;
 pub mod report;
 pub mod search;
+pub mod sklearn;
 pub mod tracking;
 pub mod train;
 pub mod trees;
@@ -123,6 +124,34 @@ pub fn run(config: Config) -> Result<(), Error> {
             );
             Ok(())
         }
+        Command::Publish(args) if args.sklearn.is_some() => {
+            let path = args.sklearn.as_deref().unwrap_or(Path::new(""));
+            let version = sklearn::import(path, &args.name, now_ms())?;
+            let p = publish::publish(version, &args.kafka)?;
+            println!(
+                "published scikit-learn export {} as version {} to {} (partition {}, offset {})",
+                path.display(),
+                p.version,
+                args.kafka.topic,
+                p.partition,
+                p.offset
+            );
+            Ok(())
+        }
+        Command::ImportSklearn(args) => {
+            let version = sklearn::import(&args.sklearn, &args.name, now_ms())?;
+            let bytes = version.encode().map_err(error::ImportError::from)?;
+            write_file(&args.out, &bytes)?;
+            println!(
+                "imported {} ({}, {}): scikit-learn's {} golden vectors reproduce; wrote {}",
+                args.sklearn.display(),
+                version.algorithm,
+                version.code_version,
+                heart_model::Model::load(version.clone()).map_or(0, |m| m.artifact.golden.len()),
+                args.out.display()
+            );
+            Ok(())
+        }
         Command::Publish(args) => {
             let p = publish::publish_file(&args.model, &args.kafka)?;
             println!(
@@ -190,9 +219,7 @@ pub fn train_to_dir(data: &data::Dataset, run: &TrainRun) -> Result<Trained, Err
     progress.set_message("cross-validating");
     let outcome = train::train_shipping(data, &run.options, run.ship, &progress)?;
     progress.finish_and_clear();
-    let created_at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let created_at = now_ms();
     let version = outcome
         .artifact
         .to_version(0, created_at, CODE_VERSION)
@@ -335,4 +362,11 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
     std::fs::write(path, bytes).map_err(err)
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
