@@ -10,6 +10,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 
@@ -147,6 +148,32 @@ def test_a_published_pipeline_is_served_over_kafka_as_scikit_learn_scores_it(
         assert set(served) == set(expected), "exactly one prediction per record"
         worst = max(abs(served[k] - expected[k]) for k in expected)
         assert worst <= TOLERANCE, f"largest difference {worst}"
+
+        # Explained like a native logistic regression: exact, on the log-odds scale.
+        pid, row = next(iter(rows.items()))
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict?explain=true", method="POST",
+            data=json.dumps(patient(pid, row)).encode(), headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as r:
+            answer = json.load(r)
+        e = answer["explanation"]
+        assert e["space"] == "log_odds", e
+        total = e["base"] + sum(c["contribution"] for c in e["contributions"]) + e["other"]
+        assert abs(total - e["output"]) < 1e-9, e
+        assert abs(1 / (1 + np.exp(-e["output"])) - expected[pid]) <= TOLERANCE, (e, expected[pid])
+
+        # A forest published next is swapped in without a restart.
+        _, forest = exported["random_forest"]
+        run(bin_dir / "trainer", "publish", "--sklearn", forest, "--topic", topics["models"], env=env)
+        deadline = time.monotonic() + 30
+        while True:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/model", timeout=5) as r:
+                meta = json.load(r)
+            if meta["version"] == 2:
+                break
+            assert time.monotonic() < deadline, meta
+            time.sleep(0.2)
+        assert meta["algorithm"] == "random_forest" and proc.poll() is None, meta
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -6,6 +6,11 @@ and scikit-learn, nothing from this project:
 
     python3 sklearn/export.py model.joblib --data processed.cleveland.data --out model.sklearn.json
 
+or, for a pipeline logged with mlflow.sklearn and registered (MLFLOW_TRACKING_URI set, mlflow
+installed beside scikit-learn):
+
+    python3 sklearn/export.py models:/heart-disease@champion --data ... --out model.sklearn.json
+
 What it reads is the shape the Python heart-disease project trained (and most tabular pipelines
 have): a Pipeline of a ColumnTransformer and a classifier.
 
@@ -229,7 +234,7 @@ def golden(pipeline, rows):
     return [{"input": r, "probability": float(q)} for r, q in zip(inputs, p)]
 
 
-def export(pipeline, rows, data_sha256):
+def export(pipeline, rows, data_sha256, source):
     import numpy
     import sklearn
     from sklearn.pipeline import Pipeline
@@ -249,6 +254,7 @@ def export(pipeline, rows, data_sha256):
             "numpy_version": numpy.__version__,
             "python_version": platform.python_version(),
             "classifier": f"{cname}: {name(clf)}",
+            "source": source,
         },
         "training_data_sha256": data_sha256,
         "fields": fields,
@@ -263,18 +269,28 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("pipeline", help="the fitted Pipeline, saved with joblib.dump")
+    parser.add_argument("pipeline", help="the fitted Pipeline: a file saved with joblib.dump, or an "
+                                         "MLflow model URI (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/PATH)")
     parser.add_argument("--data", required=True,
                         help="the training data (UCI processed file or a CSV naming the 13 fields): "
                              "golden vectors and the training profile (drift, explanations) come from it")
     parser.add_argument("--out", required=True, help="the JSON file to write, for `trainer import-sklearn`")
     args = parser.parse_args(argv)
-    import joblib
+    if args.pipeline.startswith(("models:/", "runs:/")):
+        import mlflow.sklearn
 
-    pipeline = joblib.load(args.pipeline)
+        pipeline = mlflow.sklearn.load_model(args.pipeline)
+        source = args.pipeline
+    else:
+        import os
+
+        import joblib
+
+        pipeline = joblib.load(args.pipeline)
+        source = os.path.basename(args.pipeline)
     rows, sha = read_rows(args.data)
     try:
-        exported = export(pipeline, rows, sha)
+        exported = export(pipeline, rows, sha, source)
     except Unsupported as e:
         print(f"export: {args.pipeline}: not supported: {e}", file=sys.stderr)
         return 2

@@ -381,3 +381,82 @@ fn yaml_json_scalar(yaml: &str, prefix: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no {prefix:?} in {yaml}"));
     serde_json::from_str(line.trim_matches('\'')).unwrap()
 }
+
+#[test]
+fn a_scikit_learn_pipeline_registered_in_mlflow_is_exported_and_imported() {
+    let (uri, _client) = server();
+    let Ok(python) = std::env::var("MLFLOW_PYTHON") else {
+        eprintln!("MLFLOW_PYTHON unset: skipping the scikit-learn pipeline logged through mlflow");
+        return;
+    };
+    let dir = temp_dir("sklearn");
+    let name = unique("heart-sklearn");
+    let sklearn = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sklearn");
+    let data = cleveland();
+    // What a Python team does: fit, log with mlflow.sklearn, register, point the alias at it.
+    // MLflow 3 saves with skops, which asks to be told that a tree's types are trusted.
+    let script = format!(
+        r#"
+import sys
+sys.path.insert(0, {sklearn:?})
+import mlflow, mlflow.sklearn, train_example
+x, y = train_example.load({data:?})
+pipeline = train_example.pipeline("random_forest").fit(x, y)
+mlflow.set_experiment({experiment:?})
+with mlflow.start_run():
+    info = mlflow.sklearn.log_model(pipeline, name="model", registered_model_name={name:?},
+                                    pip_requirements=["scikit-learn"],
+                                    skops_trusted_types=["numpy.dtype", "sklearn.tree._tree.Tree"])
+mlflow.MlflowClient().set_registered_model_alias({name:?}, "champion", info.registered_model_version)
+"#,
+        sklearn = sklearn.display().to_string(),
+        data = data.display().to_string(),
+        experiment = unique("heart-sklearn-test"),
+    );
+    let python_run = |args: &[&str]| {
+        let out = std::process::Command::new(&python)
+            .args(args)
+            .env("MLFLOW_TRACKING_URI", &uri)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{python} {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    python_run(&["-c", &script]);
+    let export = dir.join("export.json");
+    let reference = format!("models:/{name}@champion");
+    python_run(&[
+        sklearn.join("export.py").to_str().unwrap(),
+        &reference,
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        export.to_str().unwrap(),
+    ]);
+    let model = dir.join("model.avro");
+    let stdout = support::success(&trainer(&[
+        "import-sklearn",
+        "--sklearn",
+        export.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+    ]));
+    assert!(stdout.contains("golden vectors reproduce"), "{stdout}");
+    let version = ModelVersion::decode(&std::fs::read(&model).unwrap()).unwrap();
+    assert_eq!(version.algorithm, "random_forest");
+    let loaded = heart_model::Model::load(version).unwrap();
+    let origin = &loaded.artifact.hyperparameters;
+    assert_eq!(origin.get("origin.source"), Some(&reference), "{origin:?}");
+    assert_eq!(
+        origin.get("origin.library").map(String::as_str),
+        Some("scikit-learn")
+    );
+    assert!(
+        loaded.artifact.profile.is_some(),
+        "drift and explanations need the profile"
+    );
+}
