@@ -190,7 +190,41 @@ fn main() {
         "drift: binning one record's 13 fields       {locate_ns:>7.0} ns  ({:.2} of the whole step)",
         locate_ns / full_ns
     );
+    imported(&rows, lr_ns, rf_ns);
     framings(&records);
+}
+
+/// ns per record for the scikit-learn pipelines `scripts/bench` imports into
+/// `HEART_BENCH_SKLEARN_DIR` (`logistic_regression.avro`, `random_forest.avro`).
+fn imported(rows: &[[Option<f64>; 13]], lr_ns: f64, rf_ns: f64) {
+    let Some(dir) = std::env::var_os("HEART_BENCH_SKLEARN_DIR") else {
+        println!(
+            "imported scikit-learn pipelines: skipped (HEART_BENCH_SKLEARN_DIR unset; scripts/bench sets it)"
+        );
+        return;
+    };
+    println!("imported scikit-learn pipelines (trainer import-sklearn), against the models above");
+    for (file, native_ns, native) in [
+        ("logistic_regression.avro", lr_ns, "the logistic regression"),
+        ("random_forest.avro", rf_ns, "the 200 x d5 forest"),
+    ] {
+        let bytes = std::fs::read(std::path::Path::new(&dir).join(file)).unwrap();
+        let model = Model::load(heart_schemas::ModelVersion::decode(&bytes).unwrap()).unwrap();
+        let ns = bench(rows, |r| model.predict_features(r).probability);
+        let shape = match &model.artifact.estimator {
+            Estimator::Forest { trees } => format!(
+                ", {} trees, {} nodes, {:.1} ns a tree",
+                trees.len(),
+                trees.iter().map(|t| t.nodes.len()).sum::<usize>(),
+                ns / trees.len() as f64
+            ),
+            _ => String::new(),
+        };
+        println!(
+            "  {file:<26}{ns:>9.0} ns  ({:.2} x {native}{shape})",
+            ns / native_ns
+        );
+    }
 }
 
 /// ns per record for decoding each framing with the scorer's decoder.
