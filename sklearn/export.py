@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Export a fitted scikit-learn heart-disease Pipeline for `trainer import-sklearn`.
 
-Run it with the scikit-learn that fitted the pipeline (your own venv); it needs numpy, joblib
-and scikit-learn, nothing from this project:
+Run it with the scikit-learn that fitted the pipeline (your own venv); it needs numpy, pandas,
+joblib and scikit-learn, nothing from this project:
 
     python3 sklearn/export.py model.joblib --data processed.cleveland.data --out model.sklearn.json
 
@@ -59,15 +59,14 @@ def read_rows(path):
         raw = f.read()
     text = raw.decode("utf-8")
     lines = [l.strip() for l in text.splitlines() if l.strip()]
-    header = lines[0].split(",")
-    if all(h.strip() in FIELDS or h.strip() in ("num", "target", "patient_id") for h in header) \
-            and set(FIELDS) <= {h.strip() for h in header}:
+    header = [h.strip().strip('"') for h in lines[0].split(",")]
+    if set(FIELDS) <= set(header):
         index = [header.index(f) for f in FIELDS]
         lines = lines[1:]
     else:
         index = list(range(13))
     rows = []
-    for i, line in enumerate(lines, 1):
+    for line in lines:
         cells = line.split(",")
         row = []
         for j in index:

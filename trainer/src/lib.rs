@@ -126,8 +126,8 @@ pub fn run(config: Config) -> Result<(), Error> {
         }
         Command::Publish(args) if args.sklearn.is_some() => {
             let path = args.sklearn.as_deref().unwrap_or(Path::new(""));
-            let version = sklearn::import(path, &args.name, now_ms())?;
-            let p = publish::publish(version, &args.kafka)?;
+            let model = sklearn::import(path, &args.name, now_ms())?;
+            let p = publish::publish(model.version, &args.kafka)?;
             println!(
                 "published scikit-learn export {} as version {} to {} (partition {}, offset {})",
                 path.display(),
@@ -139,15 +139,15 @@ pub fn run(config: Config) -> Result<(), Error> {
             Ok(())
         }
         Command::ImportSklearn(args) => {
-            let version = sklearn::import(&args.sklearn, &args.name, now_ms())?;
-            let bytes = version.encode().map_err(error::ImportError::from)?;
+            let model = sklearn::import(&args.sklearn, &args.name, now_ms())?;
+            let bytes = model.version.encode().map_err(error::ImportError::from)?;
             write_file(&args.out, &bytes)?;
             println!(
                 "imported {} ({}, {}): scikit-learn's {} golden vectors reproduce; wrote {}",
                 args.sklearn.display(),
-                version.algorithm,
-                version.code_version,
-                heart_model::Model::load(version.clone()).map_or(0, |m| m.artifact.golden.len()),
+                model.version.algorithm,
+                model.version.code_version,
+                model.artifact.golden.len(),
                 args.out.display()
             );
             Ok(())

@@ -16,13 +16,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::error::ImportError;
 use heart_model::{
     Algorithm, Artifact, ColumnStep, Estimator, GoldenVector, Model, Node, Preprocessor, Tree,
 };
-use heart_schemas::ModelVersion;
 use heart_schemas::patient::{FIELDS, N_FIELDS};
 use serde::Deserialize;
+
+use crate::error::ImportError;
 
 /// The export format this build reads (written by `sklearn/export.py`).
 pub const EXPORT_FORMAT: &str = "heart-sklearn-export/v1";
@@ -98,12 +98,12 @@ struct GoldenExport {
 }
 
 /// Reads the export at `path` and builds the verified model version `name`, version 0 (the
-/// publisher numbers it).
+/// publisher numbers it), loaded as the scorer loads it.
 ///
 /// # Errors
 /// [`ImportError`]; [`ImportError::Verify`] when scikit-learn's golden vectors do not
 /// reproduce.
-pub fn import(path: &Path, name: &str, created_at: i64) -> Result<ModelVersion, ImportError> {
+pub fn import(path: &Path, name: &str, created_at: i64) -> Result<Model, ImportError> {
     let text = std::fs::read(path).map_err(|source| ImportError::Read {
         path: path.to_owned(),
         source,
@@ -132,8 +132,7 @@ pub fn import(path: &Path, name: &str, created_at: i64) -> Result<ModelVersion, 
             |v| format!("scikit-learn {v}"),
         );
     let version = artifact.to_version(0, created_at, &library)?;
-    Model::load(version.clone())?;
-    Ok(version)
+    Ok(Model::load(version)?)
 }
 
 fn artifact(export: Export, name: &str) -> Result<Artifact, String> {
