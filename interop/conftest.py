@@ -1,7 +1,10 @@
 """Shared fixtures for the interoperability checks (see scripts/interop)."""
 
+import contextlib
 import os
 import pathlib
+import subprocess
+import uuid
 
 import pytest
 
@@ -63,7 +66,6 @@ def schema_registry(start_schema_registry) -> str:
 @pytest.fixture(scope="session")
 def model_file(bin_dir, tmp_path_factory) -> pathlib.Path:
     """A model.avro trained by our trainer on the UCI file (2 folds: seconds, not minutes)."""
-    import subprocess
 
     out = tmp_path_factory.mktemp("trainer")
     data = os.environ.get("HEART_DATA", str(ROOT.parent / "shared" / "data" / "processed.cleveland.data"))
@@ -107,20 +109,18 @@ def wait_http(url: str, proc, timeout: float = 60.0, status: int = 200) -> None:
     raise TimeoutError(f"{url} did not answer {status} within {timeout} s (last: {last})")
 
 
-@pytest.fixture(scope="session")
-def scorer_sidecar(bin_dir, model_file, tmp_path_factory):
-    """A scorer running only its HTTP sidecar from `model_file` (no Kafka) on a free port; yields
-    its base URL once /healthz answers 200 and /readyz too, and stops it after the session."""
-    import subprocess
-
+@contextlib.contextmanager
+def sidecar(bin_dir, model_file, log, env=None):
+    """A scorer running only its HTTP sidecar from `model_file` (no Kafka) on a free port, its
+    output in `log`; yields its base URL once /healthz and /readyz answer 200, and stops it."""
     port = free_port()
-    log = tmp_path_factory.mktemp("sidecar") / "scorer.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [str(bin_dir / "scorer"), "--model-file", str(model_file),
              "--http-addr", f"127.0.0.1:{port}", "--log-format", "text"],
             stdout=out,
             stderr=subprocess.STDOUT,
+            env=env,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -129,7 +129,41 @@ def scorer_sidecar(bin_dir, model_file, tmp_path_factory):
     except Exception:
         proc.kill()
         proc.wait(timeout=10)
-        raise RuntimeError(f"scorer sidecar did not start; its log:\n{log.read_text()}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+        raise RuntimeError(f"scorer sidecar did not start; its log:\n{pathlib.Path(log).read_text()}")
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def scorer_sidecar(bin_dir, model_file, tmp_path_factory):
+    """The sidecar-only scorer of `model_file` for the whole session; yields its base URL."""
+    with sidecar(bin_dir, model_file, tmp_path_factory.mktemp("sidecar") / "scorer.log") as url:
+        yield url
+
+
+def start_scorer(bin_dir, topics, env, log, *flags):
+    """The scorer binary on `topics` (patients, predictions, dlq, models), with a consumer group
+    and transactional id of its own, on a free port, stderr to the open file `log`; returns the
+    process and its port once /readyz answers 200. The caller stops it."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(bin_dir / "scorer"),
+         "--patients-topic", topics["patients"], "--predictions-topic", topics["predictions"],
+         "--dead-letter-topic", topics["dlq"], "--models-topic", topics["models"],
+         "--group-id", f"interop-{uuid.uuid4().hex[:8]}",
+         "--transactional-id", f"interop-{uuid.uuid4().hex[:8]}",
+         "--http-addr", f"127.0.0.1:{port}",
+         "--session-timeout-ms", "6000", "--drain-timeout-ms", "5000", "--log-format", "text",
+         *flags],
+        stdout=subprocess.DEVNULL, stderr=log, env=env,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", proc)
+    except Exception:
+        proc.kill()
+        proc.wait(timeout=10)
+        raise
+    return proc, port

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import free_port, wait_http
+from conftest import sidecar
 
 # Path parameters take the served model's name and version, so generated requests reach the
 # handlers instead of stopping at 404 (unknown names are covered by the api tests and
@@ -51,26 +51,9 @@ def secured_sidecar(bin_dir, model_file, tmp_path):
     """A sidecar-only scorer with a bearer token (from the environment, never on the command
     line); yields its base URL and the token."""
     token = secrets.token_urlsafe(24)
-    port = free_port()
-    log = tmp_path / "scorer.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [str(bin_dir / "scorer"), "--model-file", str(model_file),
-             "--http-addr", f"127.0.0.1:{port}", "--log-format", "text"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "SCORER_HTTP_AUTH_TOKENS": token},
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/readyz", proc)
-    except Exception:
-        proc.kill()
-        proc.wait(timeout=10)
-        raise RuntimeError(f"scorer sidecar did not start; its log:\n{log.read_text()}")
-    yield url, token
-    proc.terminate()
-    proc.wait(timeout=10)
+    env = {**os.environ, "SCORER_HTTP_AUTH_TOKENS": token}
+    with sidecar(bin_dir, model_file, tmp_path / "scorer.log", env=env) as url:
+        yield url, token
 
 
 def test_openapi_document_matches_the_server(secured_sidecar, tmp_path):

@@ -20,7 +20,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from conftest import ROOT, SCHEMAS, free_port, wait_http
+from conftest import ROOT, SCHEMAS, start_scorer
 
 FIELDS = ["age", "sex", "cp", "trestbps", "chol", "fbs", "restecg", "thalach", "exang",
           "oldpeak", "slope", "ca", "thal"]
@@ -108,21 +108,9 @@ def scorer(bootstrap, bin_dir, model_file, topics, tmp_path):
     procs = []
 
     def start(*flags):
-        port = free_port()
         log = open(tmp_path / f"scorer-{len(procs)}.log", "w")
-        proc = subprocess.Popen(
-            [str(bin_dir / "scorer"),
-             "--patients-topic", topics["patients"], "--predictions-topic", topics["predictions"],
-             "--dead-letter-topic", topics["dlq"], "--models-topic", topics["models"],
-             "--group-id", f"interop-{uuid.uuid4().hex[:8]}",
-             "--transactional-id", f"interop-{uuid.uuid4().hex[:8]}",
-             "--http-addr", f"127.0.0.1:{port}",
-             "--session-timeout-ms", "6000", "--drain-timeout-ms", "5000", "--log-format", "text",
-             *flags],
-            stdout=subprocess.DEVNULL, stderr=log, env=env,
-        )
+        proc, _ = start_scorer(bin_dir, topics, env, log, *flags)
         procs.append((proc, log))
-        wait_http(f"http://127.0.0.1:{port}/readyz", proc)
         return proc
 
     yield start

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 
 import joblib
 import numpy as np
@@ -21,7 +20,7 @@ import pytest
 from confluent_kafka import Producer
 from fastavro import parse_schema
 
-from conftest import ROOT, SCHEMAS, free_port, wait_http
+from conftest import ROOT, SCHEMAS, start_scorer
 from test_scorer_wire import FIELDS, consume, read_single_object, single_object, topics, uci_rows
 
 sys.path.insert(0, str(ROOT / "sklearn"))
@@ -111,18 +110,9 @@ def test_a_published_pipeline_is_served_over_kafka_as_scikit_learn_scores_it(
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "RUST_LOG": "info"}
     published = run(bin_dir / "trainer", "publish", "--sklearn", export, "--topic", topics["models"], env=env)
     assert "as version 1" in published.stdout, published.stdout
-    port = free_port()
     log = open(tmp_path / "scorer.log", "w")
-    proc = subprocess.Popen(
-        [str(bin_dir / "scorer"),
-         "--patients-topic", topics["patients"], "--predictions-topic", topics["predictions"],
-         "--dead-letter-topic", topics["dlq"], "--models-topic", topics["models"],
-         "--group-id", f"sklearn-{uuid.uuid4().hex[:8]}",
-         "--transactional-id", f"sklearn-{uuid.uuid4().hex[:8]}",
-         "--http-addr", f"127.0.0.1:{port}", "--log-format", "text", "--never-impute="],
-        stdout=subprocess.DEVNULL, stderr=log, env=env)
+    proc, port = start_scorer(bin_dir, topics, env, log, "--never-impute=")
     try:
-        wait_http(f"http://127.0.0.1:{port}/readyz", proc)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/model", timeout=5) as r:
             meta = json.load(r)
         assert meta["algorithm"] == "logistic_regression" and meta["version"] == 1, meta
