@@ -413,19 +413,7 @@ mlflow.MlflowClient().set_registered_model_alias({name:?}, "champion", info.regi
         data = data.display().to_string(),
         experiment = unique("heart-sklearn-test"),
     );
-    let python_run = |args: &[&str]| {
-        let out = std::process::Command::new(&python)
-            .args(args)
-            .env("MLFLOW_TRACKING_URI", &uri)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{python} {args:?}:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let python_run = |args: &[&str]| support::python_run(&python, &uri, args);
     python_run(&["-c", &script]);
     let export = dir.join("export.json");
     let reference = format!("models:/{name}@champion");

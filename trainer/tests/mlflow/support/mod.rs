@@ -126,14 +126,20 @@ pub fn python_check(uri: &str, script: &str) {
         eprintln!("MLFLOW_PYTHON unset: skipping the check through MLflow's Python client");
         return;
     };
-    let out = Command::new(&python)
-        .args(["-c", script])
+    python_run(&python, uri, &["-c", script]);
+}
+
+/// Runs `python` with `args` against the tracking server `uri`; panics with its output unless
+/// it succeeds.
+pub fn python_run(python: &str, uri: &str, args: &[&str]) {
+    let out = Command::new(python)
+        .args(args)
         .env("MLFLOW_TRACKING_URI", uri)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "{python} check failed:\nstdout:\n{}\nstderr:\n{}",
+        "{python} {args:?} failed:\nstdout:\n{}\nstderr:\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
