@@ -2,9 +2,31 @@
 
 use heart_schemas::{Reason, RiskLevel};
 use prometheus::{
-    Counter, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
-    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Counter, CounterVec, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec,
+    IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+/// Explained predictions and the sum of their |contributions| per field (in `FIELDS` order),
+/// added up per batch so that the shared counters are touched once a batch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExplanationSums {
+    /// Predictions explained.
+    pub explained: u64,
+    /// Σ |contribution| per field.
+    pub abs_contributions: [f64; heart_schemas::N_FIELDS],
+}
+
+impl ExplanationSums {
+    /// Adds one prediction's |contributions|, if it was explained.
+    pub fn add(&mut self, abs_contributions: Option<&[f64; heart_schemas::N_FIELDS]>) {
+        if let Some(abs) = abs_contributions {
+            self.explained += 1;
+            for (sum, a) in self.abs_contributions.iter_mut().zip(abs) {
+                *sum += a;
+            }
+        }
+    }
+}
 
 /// The scorer's metrics. Label values come from closed sets only.
 #[derive(Debug, Clone)]
@@ -40,6 +62,10 @@ pub struct Metrics {
     pub feature_psi: GaugeVec,
     /// Share of the drift window's records in which each field was missing (and imputed).
     pub feature_missing_ratio: GaugeVec,
+    /// Predictions explained.
+    pub explanations: IntCounter,
+    /// Sum of |contribution| per field over the explained predictions.
+    pub explanation_abs_contribution: CounterVec,
     /// Records in the drift window.
     pub drift_window_records: IntGauge,
     /// The shadow model's version, 0 while none is loaded.
@@ -183,6 +209,17 @@ impl Metrics {
                 ),
                 &["field"],
             )?,
+            explanations: counter(
+                "scorer_explanations_total",
+                "Predictions explained: every prediction of the stream with --explain-stream, and /predict calls with ?explain=true.",
+            )?,
+            explanation_abs_contribution: CounterVec::new(
+                Opts::new(
+                    "scorer_explanation_abs_contribution_total",
+                    "Sum of |contribution| of each field over the explained predictions, in the model's output space (log-odds for logistic regression and boosting, probability for trees and forests); its rate over scorer_explanations_total's is the mean per prediction.",
+                ),
+                &["field"],
+            )?,
             drift_window_records: IntGauge::new(
                 "scorer_drift_window_records",
                 "Records in the drift window (at most --drift-window-records).",
@@ -307,6 +344,8 @@ impl Metrics {
         }
         for field in &heart_schemas::FIELDS {
             m.imputed_fields.with_label_values(&[field.name]);
+            m.explanation_abs_contribution
+                .with_label_values(&[field.name]);
         }
         for level in RiskLevel::ALL {
             m.predictions.with_label_values(&[level.as_str()]);
@@ -354,6 +393,20 @@ impl Metrics {
         }
     }
 
+    /// Adds a batch's explanations to `scorer_explanations_total` and
+    /// `scorer_explanation_abs_contribution_total`.
+    pub fn count_explanations(&self, sums: &ExplanationSums) {
+        if sums.explained == 0 {
+            return;
+        }
+        self.explanations.inc_by(sums.explained);
+        for (field, &sum) in heart_schemas::FIELDS.iter().zip(&sums.abs_contributions) {
+            self.explanation_abs_contribution
+                .with_label_values(&[field.name])
+                .inc_by(sum);
+        }
+    }
+
     fn register_all(&self) -> Result<(), prometheus::Error> {
         let r = &self.registry;
         r.register(Box::new(self.records_consumed.clone()))?;
@@ -371,6 +424,8 @@ impl Metrics {
         r.register(Box::new(self.imputed_fields.clone()))?;
         r.register(Box::new(self.feature_psi.clone()))?;
         r.register(Box::new(self.feature_missing_ratio.clone()))?;
+        r.register(Box::new(self.explanations.clone()))?;
+        r.register(Box::new(self.explanation_abs_contribution.clone()))?;
         r.register(Box::new(self.drift_window_records.clone()))?;
         r.register(Box::new(self.shadow_model_version.clone()))?;
         r.register(Box::new(self.shadow_predictions.clone()))?;

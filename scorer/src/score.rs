@@ -54,6 +54,9 @@ pub struct Scored {
     pub unseen_categories: u32,
     /// The record's bins in the model's training profile, for drift (`None` without a profile).
     pub located: Option<crate::drift::Located>,
+    /// Every field's |contribution| when explained (the prediction lists only the top k), for
+    /// the explanation metrics.
+    pub abs_contributions: Option<[f64; heart_schemas::N_FIELDS]>,
 }
 
 /// Scores a validated record with `model`, imputing the missing attributes `imputed` names
@@ -70,14 +73,13 @@ pub fn score_record(
     let features = record.features();
     let out = model.predict_features(&features);
     let probability = out.probability;
-    let explanation = if explain {
-        model
-            .explain(&features)
-            .ok()
-            .map(|e| e.summary(rules.explain.top_k))
+    let explained = if explain {
+        model.explain(&features).ok()
     } else {
         None
     };
+    let abs_contributions = explained.as_ref().map(|e| e.contributions.map(f64::abs));
+    let explanation = explained.map(|e| e.summary(rules.explain.top_k));
     Scored {
         prediction: Prediction {
             patient_id: record.patient_id,
@@ -97,6 +99,7 @@ pub fn score_record(
             .profile
             .as_ref()
             .map(|p| crate::drift::locate(p, &features)),
+        abs_contributions,
     }
 }
 

@@ -83,6 +83,7 @@ pub(crate) struct Batch {
     pub unseen_categories: u64,
     /// Predictions that imputed each attribute (indexed as `heart_schemas::FIELDS`).
     pub imputed: [u64; heart_schemas::N_FIELDS],
+    pub explanations: crate::metrics::ExplanationSums,
     /// Seconds spent decoding, validating, scoring and encoding.
     pub score_seconds: f64,
     /// The predictions' inputs, binned for the drift window.
@@ -105,6 +106,7 @@ impl Batch {
             dead_letters: Vec::new(),
             unseen_categories: 0,
             imputed: [0; heart_schemas::N_FIELDS],
+            explanations: crate::metrics::ExplanationSums::default(),
             score_seconds: 0.0,
             drift: Vec::with_capacity(capacity),
         }
@@ -144,17 +146,19 @@ impl Batch {
         self.outputs.push(output);
     }
 
-    pub fn count_prediction(&mut self, p: &heart_schemas::Prediction, unseen: u32) {
+    pub fn count_prediction(&mut self, scored: &crate::score::Scored) {
+        let p = &scored.prediction;
         let i = RiskLevel::ALL
             .iter()
             .position(|l| *l == p.risk_level)
             .unwrap_or(0);
         self.levels[i] += 1;
         self.event_times.push(p.event_time);
-        self.unseen_categories += u64::from(unseen);
+        self.unseen_categories += u64::from(scored.unseen_categories);
         for field in p.imputed_fields.indices() {
             self.imputed[field] += 1;
         }
+        self.explanations.add(scored.abs_contributions.as_ref());
     }
 
     pub fn key(&self, output: &Output) -> Option<&[u8]> {

@@ -431,6 +431,7 @@ impl OutputStage<'_> {
         m.records_produced.inc_by(batch.predictions());
         m.unseen_categories.inc_by(batch.unseen_categories);
         m.count_imputed(&batch.imputed);
+        m.count_explanations(&batch.explanations);
         for (level, n) in heart_schemas::RiskLevel::ALL.iter().zip(batch.levels) {
             if n > 0 {
                 m.predictions.with_label_values(&[level.as_str()]).inc_by(n);

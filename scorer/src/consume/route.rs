@@ -98,7 +98,7 @@ impl Router<'_> {
                 let start = batch.buffer().len();
                 p.encode_framed_into(self.framing.prediction, batch.buffer())?;
                 let value = start..batch.buffer().len();
-                batch.count_prediction(p, scored.unseen_categories);
+                batch.count_prediction(&scored);
                 if let Some(located) = scored.located {
                     batch.drift.push(located);
                 }

@@ -291,6 +291,7 @@ pub(super) fn score_all(
         return Err(ApiError::TooManyMissing(refused));
     }
     let mut imputed_counts = [0u64; heart_schemas::N_FIELDS];
+    let mut explanations = crate::metrics::ExplanationSums::default();
     let out = admitted
         .into_iter()
         .map(|(r, imputed)| {
@@ -302,6 +303,7 @@ pub(super) fn score_all(
             for f in imputed.indices() {
                 imputed_counts[f] += 1;
             }
+            explanations.add(scored.abs_contributions.as_ref());
             PredictResponse {
                 prediction: scored.prediction,
                 unseen_categories: scored.unseen_categories,
@@ -309,6 +311,7 @@ pub(super) fn score_all(
         })
         .collect();
     state.metrics.count_imputed(&imputed_counts);
+    state.metrics.count_explanations(&explanations);
     Ok(out)
 }
 

@@ -212,6 +212,23 @@ async fn predict_explains_when_asked_and_only_then() {
     for p in body["predictions"].as_array().unwrap() {
         assert_adds_up(&p["explanation"], p["probability"].as_f64().unwrap());
     }
+
+    // Three predictions explained; every field's |contribution| is summed, listed or not.
+    let (_, _, metrics) = call(&t, get("/metrics")).await;
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in {metrics}"))
+    };
+    assert_eq!(value("scorer_explanations_total "), 3.0);
+    let expected = 2.0 * age + 1.5 * 10.0 / 125f64.sqrt();
+    let summed = value(r#"scorer_explanation_abs_contribution_total{field="age"} "#);
+    assert!((summed - expected).abs() < 1e-12, "{summed} vs {expected}");
+    assert_eq!(
+        value(r#"scorer_explanation_abs_contribution_total{field="sex"} "#),
+        0.0
+    );
 }
 
 #[tokio::test]

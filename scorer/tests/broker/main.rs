@@ -93,22 +93,21 @@ fn a_shifted_field_crosses_the_psi_alarm_while_the_others_stay_low() {
 }
 
 /// A ready scorer on `t` serving version 1 (weight 1.0) with version 2 (`challenger_weight`),
-/// newer and so never to be activated, in its shadow; and the shadow topic it writes.
-fn with_shadow(t: &Topics, challenger_weight: f64) -> (Scorer, String) {
+/// newer and so never to be activated, in its shadow; and the shadow topic it writes. `extra`
+/// flags are passed on.
+fn with_shadow(t: &Topics, challenger_weight: f64, extra: &[&str]) -> (Scorer, String) {
     let shadow_topic = support::unique("shadow-predictions");
     support::create_topic(&shadow_topic, 3);
     publish_model(&t.models, &fixtures::model_version(1, 1.0));
     publish_model(&t.models, &fixtures::model_version(2, challenger_weight));
-    let mut scorer = Scorer::start(
-        t,
-        &support::unique("tx"),
-        &[
-            "--shadow-model-version",
-            "2",
-            "--shadow-topic",
-            &shadow_topic,
-        ],
-    );
+    let mut args = vec![
+        "--shadow-model-version",
+        "2",
+        "--shadow-topic",
+        &shadow_topic,
+    ];
+    args.extend_from_slice(extra);
+    let mut scorer = Scorer::start(t, &support::unique("tx"), &args);
     scorer.wait_ready(WAIT);
     (scorer, shadow_topic)
 }
@@ -117,7 +116,7 @@ fn with_shadow(t: &Topics, challenger_weight: f64) -> (Scorer, String) {
 fn with_a_shadow_every_input_has_one_champion_and_one_shadow_prediction() {
     let t = Topics::create("shadow", 3);
     // The challenger's weight is opposite the champion's.
-    let (scorer, shadow_topic) = with_shadow(&t, -1.0);
+    let (scorer, shadow_topic) = with_shadow(&t, -1.0, &[]);
     let records = patients("shadow", 400);
     produce_patients(&t.patients, &records);
     produce(
@@ -167,6 +166,61 @@ fn with_a_shadow_every_input_has_one_champion_and_one_shadow_prediction() {
         metric("scorer_model_version"),
         1.0,
         "the challenger is not activated"
+    );
+}
+
+/// Issue [9]: with --explain-stream every prediction carries its top-k explanation, which adds
+/// up to the model's output, and the explanation metrics sum every field's |contribution|.
+#[test]
+fn with_explain_stream_every_prediction_explains_itself_and_the_metrics_add_them_up() {
+    let t = Topics::create("explain", 3);
+    publish_model(&t.models, &fixtures::model_version(1, 1.0));
+    let mut scorer = Scorer::start(
+        &t,
+        &support::unique("tx"),
+        &["--explain-stream", "--explain-top-k", "3"],
+    );
+    scorer.wait_ready(WAIT);
+    let records = patients("explain", 300);
+    produce_patients(&t.patients, &records);
+
+    let keys: BTreeSet<String> = records.iter().map(|r| r.patient_id.clone()).collect();
+    let predictions = read_committed(&t.predictions, 300, WAIT, SETTLE);
+    support::assert_exactly_once(&predictions, &keys);
+    let mut age = 0.0;
+    for r in &predictions {
+        let p = r.prediction();
+        let e = p
+            .explanation
+            .unwrap_or_else(|| panic!("{} has no explanation", r.key_str()));
+        assert_eq!(e.contributions.len(), 3, "--explain-top-k 3");
+        let listed: f64 = e.contributions.iter().map(|c| c.contribution).sum();
+        assert!(
+            (e.base + listed + e.other - e.output).abs() < 1e-9,
+            "{e:?} does not add up"
+        );
+        let logit = (p.probability / (1.0 - p.probability)).ln();
+        assert!(
+            (logit - e.output).abs() < 1e-9,
+            "{e:?} vs p {}",
+            p.probability
+        );
+        // Only age weighs, so it leads (ties in field order) and the rest contribute nothing.
+        assert_eq!(heart_schemas::FIELDS[e.contributions[0].field].name, "age");
+        age += e.contributions[0].contribution.abs();
+    }
+    scorer.wait_metric("scorer_explanations_total", "", |n| n >= 300.0, WAIT);
+    assert_eq!(scorer.metric("scorer_explanations_total", ""), Some(300.0));
+    let summed = scorer
+        .metric("scorer_explanation_abs_contribution_total", "field=\"age\"")
+        .unwrap();
+    assert!((summed - age).abs() < 1e-9, "{summed} vs {age}");
+    assert_eq!(
+        scorer.metric(
+            "scorer_explanation_abs_contribution_total",
+            "field=\"chol\""
+        ),
+        Some(0.0)
     );
 }
 
@@ -697,8 +751,8 @@ fn every_dashboard_and_rule_expression_returns_data_from_a_live_scorer() {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     let t = Topics::create("promql", 3);
-    // A shadow too, so that the champion/challenger panels have data.
-    let (scorer, _) = with_shadow(&t, 0.5);
+    // A shadow and explanations too, so that their panels have data.
+    let (scorer, _) = with_shadow(&t, 0.5, &["--explain-stream"]);
 
     let stop = Arc::new(AtomicBool::new(false));
     let stream = std::thread::spawn({
