@@ -623,6 +623,25 @@ impl Client {
         Ok(())
     }
 
+    /// Removes `alias` from registered model `name`.
+    ///
+    /// # Errors
+    /// Any failed call.
+    pub fn delete_alias(&self, name: &str, alias: &str) -> Result<(), MlflowError> {
+        // MLflow reads a DELETE's parameters from a JSON body, as its own client sends them.
+        let bytes = json!({ "name": name, "alias": alias })
+            .to_string()
+            .into_bytes();
+        self.send(
+            "delete alias",
+            "DELETE",
+            "/api/2.0/mlflow/registered-models/alias",
+            &[],
+            Some(("application/json", &bytes)),
+        )?;
+        Ok(())
+    }
+
     /// Sets tag `key` on version `version` of registered model `name`.
     ///
     /// # Errors
@@ -741,6 +760,7 @@ impl Client {
                 let mut req = match method {
                     "PUT" => self.agent.put(&url),
                     "PATCH" => self.agent.patch(&url),
+                    "DELETE" => self.agent.delete(&url).force_send_body(),
                     _ => self.agent.post(&url),
                 };
                 for (k, v) in query {

@@ -68,6 +68,15 @@ impl MlflowError {
         matches!(self, Self::Http { status: 404, .. })
             || matches!(self, Self::Http { code, .. } if code == "RESOURCE_DOES_NOT_EXIST")
     }
+
+    /// Whether a `models:/NAME@ALIAS` lookup failed because there is no such alias (or model).
+    /// MLflow 3 answers a missing alias of an existing model with 400 `INVALID_PARAMETER_VALUE`
+    /// ("Registered model alias … not found"), not with a 404.
+    pub fn is_missing_alias(&self) -> bool {
+        self.is_not_found()
+            || matches!(self, Self::Http { status: 400, code, message, .. }
+                if code == "INVALID_PARAMETER_VALUE" && message.contains("alias") && message.contains("not found"))
+    }
 }
 
 /// An MLflow flag that parsed but breaks a rule.
@@ -87,4 +96,32 @@ pub enum ConfigError {
     /// `--from-mlflow` is not a `models:/NAME@ALIAS` reference.
     #[error("--from-mlflow {0:?} is not a models:/NAME@ALIAS reference")]
     ModelUri(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(status: u16, code: &str, message: &str) -> MlflowError {
+        MlflowError::Http {
+            operation: "get model version by alias",
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_missing_alias_is_told_from_a_bad_request() {
+        // What MLflow 3.17 answers for an alias that was deleted from an existing model.
+        let gone = http(
+            400,
+            "INVALID_PARAMETER_VALUE",
+            "Registered model alias challenger not found.",
+        );
+        assert!(gone.is_missing_alias() && !gone.is_not_found());
+        assert!(http(404, "RESOURCE_DOES_NOT_EXIST", "no model").is_missing_alias());
+        assert!(!http(400, "INVALID_PARAMETER_VALUE", "bad name").is_missing_alias());
+        assert!(!http(500, "INTERNAL_ERROR", "alias not found").is_missing_alias());
+    }
 }

@@ -89,7 +89,26 @@ pub struct Config {
     #[arg(long, env = "SCORER_SHADOW_MODEL_VERSION")]
     pub shadow_model_version: Option<i64>,
 
-    /// Topic for the shadow model's predictions (with --shadow-model-version).
+    /// Champion and challenger from the MLflow model registry: shadow the version that holds
+    /// this alias, e.g. models:/heart-disease@challenger (needs --mlflow-uri). The alias is
+    /// looked up again every --shadow-refresh-ms: when it moves, the version it names is
+    /// downloaded, verified and shadowed; when it is removed, the shadow stops. The challenger
+    /// is not on the models topic, so its predictions name its MLflow registry version.
+    /// Promote it with `trainer publish --from-mlflow` (same reference). See docs/shadow.md.
+    #[arg(
+        long,
+        env = "SCORER_SHADOW_FROM_MLFLOW",
+        value_name = "models:/NAME@ALIAS",
+        conflicts_with = "shadow_model_version"
+    )]
+    pub shadow_from_mlflow: Option<String>,
+
+    /// How often --shadow-from-mlflow looks its alias up again, milliseconds.
+    #[arg(long, env = "SCORER_SHADOW_REFRESH_MS", default_value_t = 30_000)]
+    pub shadow_refresh_ms: u64,
+
+    /// Topic for the shadow model's predictions (with --shadow-model-version or
+    /// --shadow-from-mlflow).
     #[arg(long, env = "SCORER_SHADOW_TOPIC", default_value = topics::PREDICTIONS_SHADOW)]
     pub shadow_topic: String,
 
@@ -312,6 +331,11 @@ pub struct Config {
         help_heading = "Sidecar security"
     )]
     pub http_rate_limit_burst: Option<u32>,
+
+    /// The MLflow server --shadow-from-mlflow reads from (last: its heading applies to what
+    /// follows).
+    #[command(flatten, next_help_heading = "MLflow (with --shadow-from-mlflow)")]
+    pub mlflow: heart_mlflow::MlflowConnection,
 }
 
 /// The sidecar's protection flags, checked: what `http::Sidecar::load` reads and serves.
@@ -455,6 +479,12 @@ pub enum Delivery {
 /// A configuration that parses but cannot work.
 #[derive(Debug, Error)]
 pub enum ConfigError {
+    /// `--shadow-from-mlflow` or the MLflow flags are unusable.
+    #[error("--shadow-from-mlflow: {0}")]
+    ShadowFromMlflow(#[source] heart_mlflow::ConfigError),
+    /// A zero refresh period.
+    #[error("--shadow-refresh-ms must be above 0")]
+    ZeroShadowRefresh,
     /// Risk thresholds out of order.
     #[error(transparent)]
     Thresholds(#[from] ThresholdError),
@@ -548,6 +578,15 @@ impl Config {
             && self.pin_model_version == Some(version)
         {
             return Err(ConfigError::ShadowIsPinned { version });
+        }
+        if let Some(uri) = &self.shadow_from_mlflow {
+            self.mlflow
+                .validate()
+                .and_then(|()| self.mlflow.validate_from(uri))
+                .map_err(ConfigError::ShadowFromMlflow)?;
+            if self.shadow_refresh_ms == 0 {
+                return Err(ConfigError::ZeroShadowRefresh);
+            }
         }
         if self.drain_timeout_ms >= self.session_timeout_ms {
             return Err(ConfigError::DrainExceedsSession {
@@ -792,10 +831,24 @@ impl Config {
         format!("http_tls={tls} http_auth={auth} http_rate_limit={rate_limit}")
     }
 
+    /// Whether any shadow is configured, and which.
+    pub fn shadow_summary(&self) -> String {
+        match (&self.shadow_from_mlflow, self.shadow_model_version) {
+            (Some(uri), _) => uri.clone(),
+            (None, Some(version)) => format!("version {version}"),
+            (None, None) => "none".to_owned(),
+        }
+    }
+
+    /// Whether a shadow model is configured (it may not have arrived yet).
+    pub fn has_shadow(&self) -> bool {
+        self.shadow_model_version.is_some() || self.shadow_from_mlflow.is_some()
+    }
+
     /// The settings worth logging at startup, with secrets redacted.
     pub fn redacted_summary(&self) -> String {
         format!(
-            "{} registry={} output_framing={:?} group={} patients={} predictions={} dead_letters={} models={} model={} pin={:?} delivery={:?} batch={}/{}ms in_flight={} http={} {}",
+            "{} registry={} output_framing={:?} group={} patients={} predictions={} dead_letters={} models={} model={} pin={:?} shadow={} delivery={:?} batch={}/{}ms in_flight={} http={} {}",
             self.kafka.redacted(),
             self.registry
                 .validate()
@@ -810,6 +863,7 @@ impl Config {
             self.models_topic,
             self.model_name,
             self.pin_model_version,
+            self.shadow_summary(),
             self.delivery,
             self.batch_max_records,
             self.batch_linger_ms,
@@ -845,6 +899,44 @@ mod tests {
         ));
         let c = parse(&["--pin-model-version", "3", "--shadow-model-version", "4"]);
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn a_shadow_from_mlflow_needs_a_server_and_excludes_a_shadow_version() {
+        let no_server = parse(&["--shadow-from-mlflow", "models:/heart-disease@challenger"]);
+        let err = no_server.validate().unwrap_err();
+        assert!(matches!(err, ConfigError::ShadowFromMlflow(_)), "{err}");
+        assert!(
+            heart_kafka::telemetry::chain(&err).contains("--mlflow-uri"),
+            "{}",
+            heart_kafka::telemetry::chain(&err)
+        );
+        let bad = parse(&[
+            "--shadow-from-mlflow",
+            "challenger",
+            "--mlflow-uri",
+            "http://127.0.0.1:5000",
+        ]);
+        assert!(matches!(
+            bad.validate(),
+            Err(ConfigError::ShadowFromMlflow(_))
+        ));
+        let ok = parse(&[
+            "--shadow-from-mlflow",
+            "models:/heart-disease@challenger",
+            "--mlflow-uri",
+            "http://127.0.0.1:5000",
+        ]);
+        assert!(ok.validate().is_ok());
+        assert!(ok.has_shadow());
+        let both = Config::try_parse_from([
+            "scorer",
+            "--shadow-from-mlflow",
+            "models:/heart-disease@challenger",
+            "--shadow-model-version",
+            "3",
+        ]);
+        assert!(both.is_err(), "the two shadows exclude each other");
     }
 
     #[test]

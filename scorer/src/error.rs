@@ -49,6 +49,9 @@ pub enum RunError {
         /// The bound.
         ms: u64,
     },
+    /// A thread could not be started.
+    #[error("cannot start a thread")]
+    Thread(#[source] std::io::Error),
     /// A task panicked.
     #[error("task {task} panicked")]
     Panicked {

@@ -18,7 +18,7 @@
 //! - [`score_file`]: `scorer score-file`, the same validation and scoring over a UCI, CSV or
 //!   JSONL file, without Kafka.
 //! - [`model_store`]: the active model and atomic swaps; [`model_updates`]: following the models
-//!   topic.
+//!   topic; [`shadow_registry`]: a challenger followed in the MLflow registry.
 //! - [`consume`]: the pipeline, one stage a file (fetch, route, handoff, output, txn).
 //! - [`status`]: what the pipeline tells `/readyz`.
 //! - `writer_schemas`: decoding patient records in either framing, with writer schemas from the
@@ -38,6 +38,7 @@ pub mod model_store;
 pub mod model_updates;
 pub mod score;
 pub mod score_file;
+pub mod shadow_registry;
 pub mod status;
 pub(crate) mod writer_schemas;
 
@@ -160,6 +161,22 @@ async fn run_pipeline(
             r.map_err(RunError::from)
         })
     };
+    if let (Some(uri), Some(client)) = (&config.shadow_from_mlflow, config.mlflow.client()) {
+        let uri = heart_mlflow::ModelUri::parse(uri)
+            .map_err(|e| RunError::Config(config::ConfigError::ShadowFromMlflow(e)))?;
+        let (refresh, store, metrics, token) = (
+            std::time::Duration::from_millis(config.shadow_refresh_ms),
+            Arc::clone(store),
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        // Not joined on shutdown: it writes nothing, and an MLflow call in flight (bounded by
+        // --mlflow-timeout-ms) must not hold the drain.
+        std::thread::Builder::new()
+            .name("shadow-registry".into())
+            .spawn(move || shadow_registry::run(&uri, &client, refresh, &store, &metrics, &token))
+            .map_err(RunError::Thread)?;
+    }
     let consume: JoinHandle<Result<(), RunError>> = {
         let (config, store, metrics, status, token) = (
             config.clone(),

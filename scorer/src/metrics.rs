@@ -72,6 +72,8 @@ pub struct Metrics {
     pub shadow_model_version: IntGauge,
     /// Records scored by both models.
     pub shadow_predictions: IntCounter,
+    /// `--shadow-from-mlflow` lookups or downloads that failed.
+    pub shadow_refresh_failures: IntCounter,
     /// Shadow predictions with the active model's label.
     pub shadow_label_agreements: IntCounter,
     /// Shadow predictions with the active model's risk level.
@@ -231,6 +233,10 @@ impl Metrics {
             shadow_predictions: counter(
                 "scorer_shadow_predictions_total",
                 "Records scored by both the active and the shadow model.",
+            )?,
+            shadow_refresh_failures: counter(
+                "scorer_shadow_refresh_failures_total",
+                "Lookups of the --shadow-from-mlflow alias (or downloads of the version it names) that failed; the loaded shadow stays. The log says why.",
             )?,
             shadow_label_agreements: counter(
                 "scorer_shadow_label_agreements_total",
@@ -429,6 +435,7 @@ impl Metrics {
         r.register(Box::new(self.drift_window_records.clone()))?;
         r.register(Box::new(self.shadow_model_version.clone()))?;
         r.register(Box::new(self.shadow_predictions.clone()))?;
+        r.register(Box::new(self.shadow_refresh_failures.clone()))?;
         r.register(Box::new(self.shadow_label_agreements.clone()))?;
         r.register(Box::new(self.shadow_risk_level_agreements.clone()))?;
         r.register(Box::new(self.shadow_abs_probability_difference.clone()))?;

@@ -75,6 +75,15 @@ impl ModelStore {
             .map_or_else(|p| p.into_inner().clone(), |g| g.clone())
     }
 
+    /// Puts `model` in the shadow slot, or empties it: for a challenger that does not come from
+    /// the models topic (`--shadow-from-mlflow`).
+    pub fn set_shadow(&self, model: Option<Model>) {
+        self.metrics
+            .shadow_model_version
+            .set(model.as_ref().map_or(0, Model::version_number));
+        *self.shadow.write().unwrap_or_else(|p| p.into_inner()) = model.map(Arc::new);
+    }
+
     /// The active model, if any.
     pub fn current(&self) -> Option<Arc<Model>> {
         self.active

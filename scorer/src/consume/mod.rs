@@ -260,7 +260,7 @@ fn wait_for_output_topics(
         config.predictions_topic.as_str(),
         config.dead_letter_topic.as_str(),
     ];
-    if config.shadow_model_version.is_some() {
+    if config.has_shadow() {
         topics.push(config.shadow_topic.as_str());
     }
     let mut logged: Option<std::time::Instant> = None;

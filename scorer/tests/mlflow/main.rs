@@ -9,7 +9,11 @@
 
 #[path = "../common/fixtures.rs"]
 mod fixtures;
+#[path = "../broker/support.rs"]
+#[allow(dead_code)]
+mod support;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -36,6 +40,11 @@ fn unique(prefix: &str) -> String {
 
 /// Registers `model` as version N of `name` with alias `champion`, as the trainer does.
 fn register(client: &Client, name: &str, model: &[u8]) -> String {
+    register_as(client, name, model, "champion")
+}
+
+/// [`register`] with another alias.
+fn register_as(client: &Client, name: &str, model: &[u8], alias: &str) -> String {
     let experiment = client.experiment_id(&unique("scorer-mlflow")).unwrap();
     let run = client.create_run(&experiment, "train", None, &[]).unwrap();
     let logged = client
@@ -51,7 +60,7 @@ fn register(client: &Client, name: &str, model: &[u8]) -> String {
     let mv = client
         .create_model_version(name, &logged.model_id, &run.run_id, &[])
         .unwrap();
-    client.set_alias(name, "champion", &mv.version).unwrap();
+    client.set_alias(name, alias, &mv.version).unwrap();
     client.end_run(&run.run_id, "FINISHED").unwrap();
     mv.version
 }
@@ -177,4 +186,103 @@ fn from_mlflow_needs_a_server_and_excludes_a_model_file() {
     let stderr = String::from_utf8_lossy(&both.stderr);
     assert_eq!(both.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("cannot be used with"), "{stderr}");
+}
+
+const WAIT: Duration = Duration::from_secs(60);
+const SETTLE: Duration = Duration::from_secs(2);
+
+fn patients(prefix: &str, n: usize) -> Vec<heart_schemas::PatientRecord> {
+    (0..n)
+        .map(|i| heart_schemas::PatientRecord {
+            patient_id: format!("{prefix}-{i}"),
+            event_time: heart_schemas::now_ms(),
+            ..fixtures::patient(30 + (i % 50) as i32)
+        })
+        .collect()
+}
+
+/// Issue [9]: `--shadow-from-mlflow models:/NAME@challenger` shadows the version the alias
+/// names (its predictions name the registry version), follows the alias when it moves and
+/// stops when it is removed, while the champion from the models topic answers throughout.
+/// Needs the test broker too (KAFKA_BOOTSTRAP_SERVERS), as scripts/test runs it.
+#[test]
+fn a_challenger_named_by_a_registry_alias_is_shadowed_and_followed() {
+    let (uri, client) = server();
+    let name = unique("heart-disease-challenger");
+    let t = support::Topics::create("mlflow-shadow", 3);
+    let shadow_topic = support::unique("shadow-predictions");
+    support::create_topic(&shadow_topic, 3);
+    support::publish_model(&t.models, &fixtures::model_version(1, 1.0));
+    let challenger = |weight: f64| fixtures::model_version(0, weight).encode().unwrap();
+    let first: i64 = register_as(&client, &name, &challenger(-1.0), "challenger")
+        .parse()
+        .unwrap();
+    let reference = format!("models:/{name}@challenger");
+    let mut scorer = support::Scorer::start(
+        &t,
+        &support::unique("tx"),
+        &[
+            "--shadow-from-mlflow",
+            &reference,
+            "--mlflow-uri",
+            &uri,
+            "--shadow-refresh-ms",
+            "300",
+            "--shadow-topic",
+            &shadow_topic,
+        ],
+    );
+    scorer.wait_ready(WAIT);
+    let version = |scorer: &support::Scorer, v: i64| {
+        scorer.wait_metric("scorer_shadow_model_version", "", |m| m == v as f64, WAIT);
+    };
+    version(&scorer, first);
+
+    let sent = |prefix: &str, n: usize| {
+        let records = patients(prefix, n);
+        support::produce_patients(&t.patients, &records);
+        records
+            .into_iter()
+            .map(|r| r.patient_id)
+            .collect::<BTreeSet<_>>()
+    };
+    let mut keys = sent("first", 100);
+    let shadow = support::read_committed(&shadow_topic, 100, WAIT, SETTLE);
+    support::assert_exactly_once(&shadow, &keys);
+    for r in &shadow {
+        assert_eq!(r.prediction().model_version, first, "the registry version");
+        assert_eq!(
+            r.headers[heart_schemas::topics::HEADER_MODEL_VERSION],
+            first.to_string()
+        );
+    }
+
+    // The alias moves to a new version: the shadow follows without a restart.
+    let second: i64 = register_as(&client, &name, &challenger(0.5), "challenger")
+        .parse()
+        .unwrap();
+    version(&scorer, second);
+    let moved = sent("second", 100);
+    keys.extend(moved.iter().cloned());
+    let shadow = support::read_committed(&shadow_topic, 200, WAIT, SETTLE);
+    support::assert_exactly_once(&shadow, &keys);
+    for r in shadow.iter().filter(|r| moved.contains(&r.key_str())) {
+        assert_eq!(r.prediction().model_version, second, "{}", r.key_str());
+    }
+
+    // The alias goes: no more shadow predictions, the champion goes on.
+    client.delete_alias(&name, "challenger").unwrap();
+    version(&scorer, 0);
+    keys.extend(sent("after", 50));
+    let champion = support::read_committed(&t.predictions, 250, WAIT, SETTLE);
+    support::assert_exactly_once(&champion, &keys);
+    assert!(champion.iter().all(|r| r.prediction().model_version == 1));
+    let shadow = support::read_committed(&shadow_topic, 200, WAIT, SETTLE);
+    assert_eq!(shadow.len(), 200, "nothing shadowed once the alias is gone");
+    assert_eq!(
+        scorer.metric("scorer_shadow_refresh_failures_total", ""),
+        Some(0.0),
+        "{}",
+        scorer.log_text()
+    );
 }
