@@ -128,6 +128,15 @@ pub struct Config {
     #[arg(long, env = "SCORER_TRANSACTIONAL_ID")]
     pub transactional_id: Option<String>,
 
+    /// Exactly-once: transactional producers that take turns, one commit group each, so a
+    /// transaction never starts while the previous one's markers are still being written
+    /// (the broker answers CONCURRENT_TRANSACTIONS and librdkafka retries after a fixed 20 ms).
+    /// Commits stay one at a time, in order. The first producer uses the transactional id,
+    /// the others `<id>-1`, `<id>-2`, … (a prefixed ACL on the id covers them).
+    #[arg(long, env = "SCORER_TRANSACTIONAL_PRODUCERS", default_value_t = 2,
+          value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub transactional_producers: u8,
+
     /// How long the broker keeps a transaction open before aborting it (a crashed replica's
     /// open transaction holds back read_committed consumers at most this long).
     #[arg(long, env = "SCORER_TRANSACTION_TIMEOUT_MS", default_value_t = 10_000)]
@@ -608,7 +617,7 @@ impl Config {
         }
         self.http_security()?;
         self.consumer_config()?;
-        self.producer_config()?;
+        self.producer_config(0)?;
         if self.registry()?.is_none() && self.output_framing == OutputFramingArg::Confluent {
             return Err(ConfigError::FramingNeedsRegistry);
         }
@@ -739,11 +748,24 @@ impl Config {
         )
     }
 
-    /// The output producer's configuration.
+    /// How many output producers take turns: `--transactional-producers` exactly-once, one
+    /// at-least-once.
+    pub(crate) fn output_producers(&self) -> usize {
+        match self.delivery {
+            Delivery::ExactlyOnce => usize::from(self.transactional_producers),
+            Delivery::AtLeastOnce => 1,
+        }
+    }
+
+    /// The configuration of output producer `index` (< [`Config::output_producers`]).
     pub(crate) fn producer_config(
         &self,
+        index: usize,
     ) -> Result<rdkafka::ClientConfig, heart_kafka::ClientConfigError> {
-        let transactional_id = self.transactional_id();
+        let transactional_id = match index {
+            0 => self.transactional_id(),
+            i => format!("{}-{i}", self.transactional_id()),
+        };
         let role = match self.delivery {
             Delivery::ExactlyOnce => Role::TransactionalProducer {
                 transactional_id: &transactional_id,
@@ -848,7 +870,7 @@ impl Config {
     /// The settings worth logging at startup, with secrets redacted.
     pub fn redacted_summary(&self) -> String {
         format!(
-            "{} registry={} output_framing={:?} group={} patients={} predictions={} dead_letters={} models={} model={} pin={:?} shadow={} delivery={:?} batch={}/{}ms in_flight={} http={} {}",
+            "{} registry={} output_framing={:?} group={} patients={} predictions={} dead_letters={} models={} model={} pin={:?} shadow={} delivery={:?} producers={} batch={}/{}ms in_flight={} http={} {}",
             self.kafka.redacted(),
             self.registry
                 .validate()
@@ -865,6 +887,7 @@ impl Config {
             self.pin_model_version,
             self.shadow_summary(),
             self.delivery,
+            self.output_producers(),
             self.batch_max_records,
             self.batch_linger_ms,
             self.max_in_flight_batches,
@@ -968,7 +991,7 @@ mod tests {
             "debug=eos,msg",
         ]);
         assert!(c.validate().is_ok());
-        let rd = c.producer_config().unwrap();
+        let rd = c.producer_config(0).unwrap();
         assert_eq!(rd.get("socket.timeout.ms"), Some("1234"));
         assert_eq!(rd.get("debug"), Some("eos,msg"));
         assert!(matches!(
@@ -1146,10 +1169,27 @@ mod tests {
     }
 
     #[test]
-    fn transactional_id_defaults_to_group_and_host() {
+    fn transactional_ids_default_to_group_and_host_and_number_the_extra_producers() {
         let c = parse(&["--group-id", "g"]);
         assert!(c.transactional_id().starts_with("g-"));
         let c = parse(&["--transactional-id", "t1"]);
         assert_eq!(c.transactional_id(), "t1");
+        let ids: Vec<_> = (0..c.output_producers())
+            .map(|i| {
+                c.producer_config(i)
+                    .unwrap()
+                    .get("transactional.id")
+                    .map(str::to_owned)
+            })
+            .collect();
+        assert_eq!(ids, [Some("t1".to_owned()), Some("t1-1".to_owned())]);
+        let alo = parse(&[
+            "--delivery",
+            "at-least-once",
+            "--transactional-producers",
+            "4",
+        ]);
+        assert_eq!(alo.output_producers(), 1);
+        assert!(Config::try_parse_from(["scorer", "--transactional-producers", "0"]).is_err());
     }
 }

@@ -13,6 +13,13 @@
 //! buffering. A failed batch is never retried inside its transaction: the transaction aborts,
 //! every later batch already fetched is discarded, and fetching rewinds to the committed
 //! offsets (librdkafka's `examples/transactions.c`).
+//!
+//! Exactly-once, the output stage has `--transactional-producers` (2) that take turns, one
+//! commit group each. A transaction that starts the moment the previous one committed finds
+//! its markers still being written: the broker answers CONCURRENT_TRANSACTIONS and librdkafka
+//! retries after a fixed 20 ms. The other producer's last transaction ended a commit earlier.
+//! Commits stay strictly one after another, so the offsets committed only ever move forward
+//! (the group coordinator also orders transactional offset commits by their place in its log).
 
 mod batch;
 mod fetch;
@@ -153,22 +160,28 @@ pub fn run(
     let mut decoder = PatientDecoder::new(registry, metrics.clone());
     lower_priority(config.pipeline_niceness);
     let transactional = config.delivery == Delivery::ExactlyOnce;
-    let producer_config = config.producer_config()?;
-    let max_output_bytes = producer_config
+    let max_output_bytes = config
+        .producer_config(0)?
         .get("message.max.bytes")
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
     let call_timeout = Duration::from_millis(config.transaction_timeout_ms);
     let watch = status.connection().clone();
     watch.identify(&config.kafka);
-    let producer = OutputProducer::create(producer_config, transactional, watch.clone())
-        .map_err(ConsumeError::Setup)?;
-    if !wait_for_output_topics(config, &producer, status, token) {
+    let producers = (0..config.output_producers())
+        .map(|i| {
+            OutputProducer::create(config.producer_config(i)?, transactional, watch.clone())
+                .map_err(ConsumeError::Setup)
+        })
+        .collect::<Result<Vec<_>, ConsumeError>>()?;
+    if !wait_for_output_topics(config, &producers[0], status, token) {
         return Ok(());
     }
-    producer
-        .init(call_timeout.max(Duration::from_secs(30)))
-        .map_err(ConsumeError::Setup)?;
+    for producer in &producers {
+        producer
+            .init(call_timeout.max(Duration::from_secs(30)))
+            .map_err(ConsumeError::Setup)?;
+    }
 
     let handoff = Arc::new(Handoff::new(config.max_in_flight_batches));
     let context = FetchContext {
@@ -206,7 +219,7 @@ pub fn run(
         };
         let out = std::thread::Builder::new()
             .name("output".into())
-            .spawn_scoped(scope, move || output.run(producer))
+            .spawn_scoped(scope, move || output.run(producers))
             .map_err(|_| ConsumeError::Panicked { stage: "output" })?;
         let fetch = FetchStage {
             consumer: &consumer,

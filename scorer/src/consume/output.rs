@@ -64,25 +64,29 @@ impl OutputStage<'_> {
     /// # Errors
     /// [`ConsumeError::Recovery`] when the producer could not be recreated within
     /// `--recovery-attempts`.
-    pub fn run(&self, mut producer: OutputProducer) -> Result<(), ConsumeError> {
-        let result = self.run_loop(&mut producer);
+    ///
+    /// `producers` take turns, one commit group each ([`Config::output_producers`]); the
+    /// groups still commit one at a time and in order.
+    pub fn run(&self, mut producers: Vec<OutputProducer>) -> Result<(), ConsumeError> {
+        let result = self.run_loop(&mut producers);
         if result.is_err() {
             self.stop.cancel();
         }
         result
     }
 
-    fn run_loop(&self, producer: &mut OutputProducer) -> Result<(), ConsumeError> {
+    fn run_loop(&self, producers: &mut [OutputProducer]) -> Result<(), ConsumeError> {
         let mut min_epoch = 0;
         let mut health = Health::default();
         let (mut summary_at, mut since_summary) = (Instant::now(), 0u64);
+        let mut turn = 0;
         loop {
             let Some(batch) = self.handoff.pop(Duration::from_millis(100)) else {
                 self.check_stall(&mut health);
                 if self.handoff.is_closed() {
                     return Ok(());
                 }
-                producer.serve();
+                producers.iter().for_each(OutputProducer::serve);
                 continue;
             };
             if batch.epoch < min_epoch {
@@ -90,6 +94,7 @@ impl OutputStage<'_> {
                 continue;
             }
             let mut group = Vec::new();
+            let producer = &mut producers[turn];
             let outcome = self.deliver(producer, batch, min_epoch, &mut group);
             let records: usize = group.iter().map(Batch::len).sum();
             match outcome {
@@ -106,6 +111,9 @@ impl OutputStage<'_> {
                             .inc();
                     }
                     since_summary += records as u64;
+                    // The next group goes to a producer whose last transaction ended a whole
+                    // commit ago, so its markers are most likely written by now.
+                    turn = (turn + 1) % producers.len();
                     if health.failing_since.take().is_some() {
                         self.status.set_problem(Stage::Output, None);
                         tracing::info!(failures = health.failures, "pipeline recovered");
