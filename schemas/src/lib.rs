@@ -10,6 +10,7 @@
 //! # Layout
 //! - [`patient`]: [`PatientRecord`], the 13 UCI attributes, their allowed values ([`FIELDS`]) and
 //!   validation that names the field, the value and the allowed range.
+//! - [`columns`]: [`ColumnLayout`], where the attributes sit in a delimited file's rows.
 //! - [`imputation`]: [`FieldSet`] of missing attributes and the [`ImputationPolicy`] deciding
 //!   which a scorer fills in ([`TooManyMissing`] otherwise).
 //! - [`prediction`]: [`Prediction`], [`RiskLevel`] and the [`RiskThresholds`] that map a
@@ -30,6 +31,7 @@
 mod binary;
 pub mod canonical;
 pub mod codec;
+pub mod columns;
 pub mod dead_letter;
 pub mod error;
 pub mod explanation;
@@ -43,6 +45,7 @@ pub mod trace;
 pub mod writer_schema;
 
 pub use codec::AvroRecord;
+pub use columns::ColumnLayout;
 pub use dead_letter::{DeadLetter, Reason};
 pub use error::{DecodeError, EncodeError};
 pub use explanation::{Contribution, Explanation, OutputSpace};

@@ -63,11 +63,6 @@ impl ModelStore {
         self
     }
 
-    /// The configured shadow version, whether or not it has arrived.
-    pub fn shadow_version(&self) -> Option<i64> {
-        self.shadow_version
-    }
-
     /// The shadow model, once its version has been published and verified.
     pub fn shadow(&self) -> Option<Arc<Model>> {
         self.shadow

@@ -2,33 +2,11 @@
 //! optional `patient_id` and `event_time` (ms since the epoch) columns, and empty or `?` cells for
 //! missing values.
 
-use heart_schemas::{FIELDS, N_FIELDS, PatientRecord};
+use heart_schemas::{ColumnLayout, FIELDS, PatientRecord};
 use serde_json::{Map, Number, Value};
 
 use super::{SourceRecord, default_id};
 use crate::error::SourceError;
-
-/// Where each wanted column sits in a row.
-struct Columns {
-    fields: [usize; N_FIELDS],
-    patient_id: Option<usize>,
-    event_time: Option<usize>,
-}
-
-impl Columns {
-    fn from_header(header: &csv::StringRecord) -> Result<Self, SourceError> {
-        let find = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));
-        let mut fields = [0; N_FIELDS];
-        for (slot, spec) in fields.iter_mut().zip(&FIELDS) {
-            *slot = find(spec.name).ok_or(SourceError::MissingColumn { column: spec.name })?;
-        }
-        Ok(Self {
-            fields,
-            patient_id: find("patient_id"),
-            event_time: find("event_time"),
-        })
-    }
-}
 
 /// Parses every row into a validated record; rows without a patient id get `<prefix><line>`.
 ///
@@ -40,7 +18,8 @@ pub(crate) fn parse(text: &str, prefix: &str) -> Result<Vec<SourceRecord>, Sourc
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
     let header = reader.headers().map_err(|e| csv_error(&e, 1))?.clone();
-    let columns = Columns::from_header(&header)?;
+    let columns = ColumnLayout::from_header(&header)
+        .map_err(|column| SourceError::MissingColumn { column })?;
     let mut rows = Vec::new();
     let mut row = csv::StringRecord::new();
     loop {
@@ -64,7 +43,7 @@ fn csv_error(err: &csv::Error, line: u64) -> SourceError {
 fn parse_row(
     row: &csv::StringRecord,
     header: &csv::StringRecord,
-    columns: &Columns,
+    columns: &ColumnLayout,
     line: u64,
     prefix: &str,
 ) -> Result<SourceRecord, SourceError> {

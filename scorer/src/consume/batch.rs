@@ -83,6 +83,8 @@ pub(crate) struct Batch {
     pub unseen_categories: u64,
     /// Predictions that imputed each attribute (indexed as `heart_schemas::FIELDS`).
     pub imputed: [u64; heart_schemas::N_FIELDS],
+    /// Per attribute, the sum of |contribution| over the batch's explained predictions
+    /// (`--explain-stream`), for the mean-contribution gauge.
     pub explanations: crate::metrics::ExplanationSums,
     /// Seconds spent decoding, validating, scoring and encoding.
     pub score_seconds: f64,

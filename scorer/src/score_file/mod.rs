@@ -389,7 +389,7 @@ fn progress_bar(len: Option<u64>) -> ProgressBar {
 
 #[cfg(test)]
 mod tests {
-    use heart_schemas::{AvroRecord, PatientRecord, Reason};
+    use heart_schemas::{AvroRecord, ColumnLayout, PatientRecord, Reason};
 
     use super::rows::*;
     use super::sink::*;
@@ -435,7 +435,7 @@ mod tests {
         let scored = s
             .delimited(
                 &row("63.0,1.0,1.0,145.0,233.0,1.0,2.0,150.0,0.0,2.3,3.0,0.0,6.0,0"),
-                &Layout::uci(),
+                &ColumnLayout::uci(),
                 7,
             )
             .unwrap();
@@ -457,7 +457,7 @@ mod tests {
         let err = s
             .delimited(
                 &row("500,1,1,145,233,1,2,150,0,2.3,3,?,9"),
-                &Layout::uci(),
+                &ColumnLayout::uci(),
                 2,
             )
             .unwrap_err();
@@ -485,7 +485,7 @@ mod tests {
         let err = s
             .delimited(
                 &row("63,1,1.5,145,lots,1,2,150,0,2.3,3,0"),
-                &Layout::uci(),
+                &ColumnLayout::uci(),
                 2,
             )
             .unwrap_err();
@@ -496,7 +496,7 @@ mod tests {
         );
         // A row cut short lacks ten attributes: more than the policy imputes.
         let err = s
-            .delimited(&row("63,1,1,?"), &Layout::uci(), 2)
+            .delimited(&row("63,1,1,?"), &ColumnLayout::uci(), 2)
             .unwrap_err();
         assert_eq!(err.reason, Reason::TooManyMissing);
         assert!(
@@ -508,7 +508,7 @@ mod tests {
         let scored = s
             .delimited(
                 &row("63,1,1,145,233,1,2,150,0,2.3,?,?,?"),
-                &Layout::uci(),
+                &ColumnLayout::uci(),
                 3,
             )
             .unwrap();
@@ -521,7 +521,7 @@ mod tests {
     #[test]
     fn a_csv_header_maps_columns_and_names_a_missing_one() {
         let header = row(&format!("event_time,patient_id,{HEADER}"));
-        let layout = Layout::from_header(&header).unwrap();
+        let layout = ColumnLayout::from_header(&header).unwrap();
         let m = model(1, 1.0);
         let scored = scorer(&m)
             .delimited(
@@ -542,7 +542,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.reason, Reason::MissingField);
         assert!(err.message.contains("event_time"), "{}", err.message);
-        assert_eq!(Layout::from_header(&row("age,sex")), Err("cp"));
+        assert_eq!(ColumnLayout::from_header(&row("age,sex")), Err("cp"));
     }
 
     #[test]

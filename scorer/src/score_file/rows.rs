@@ -4,7 +4,7 @@
 use std::io::{self, BufRead};
 
 use heart_model::Model;
-use heart_schemas::{FIELDS, N_FIELDS, PatientRecord, now_ms};
+use heart_schemas::{ColumnLayout, FIELDS, N_FIELDS, PatientRecord, now_ms};
 use indicatif::ProgressBar;
 use serde_json::{Map, Number, Value};
 
@@ -26,38 +26,6 @@ impl From<ScoreFileError> for RowsError {
     }
 }
 
-/// Where each attribute sits in a delimited row.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Layout {
-    fields: [usize; N_FIELDS],
-    patient_id: Option<usize>,
-    event_time: Option<usize>,
-}
-
-impl Layout {
-    /// The UCI column order; a 14th column (`num`, the diagnosis) is ignored.
-    pub(super) fn uci() -> Self {
-        Self {
-            fields: std::array::from_fn(|i| i),
-            patient_id: None,
-            event_time: None,
-        }
-    }
-
-    pub(super) fn from_header(header: &csv::StringRecord) -> Result<Self, &'static str> {
-        let find = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));
-        let mut fields = [0; N_FIELDS];
-        for (slot, spec) in fields.iter_mut().zip(&FIELDS) {
-            *slot = find(spec.name).ok_or(spec.name)?;
-        }
-        Ok(Self {
-            fields,
-            patient_id: find("patient_id"),
-            event_time: find("event_time"),
-        })
-    }
-}
-
 pub(super) fn score_delimited(
     reader: Box<dyn BufRead>,
     format: InputFormat,
@@ -76,13 +44,13 @@ pub(super) fn score_delimited(
         csv::ErrorKind::Io(e) => RowsError::Input(e),
         other => RowsError::Input(io::Error::other(format!("{other:?}"))),
     };
-    let mut layout = Layout::uci();
+    let mut layout = ColumnLayout::uci();
     if format == InputFormat::Csv {
         if !csv.read_byte_record(&mut raw).map_err(input_error)? {
             return Ok(());
         }
         let header = csv::StringRecord::from_byte_record_lossy(raw.clone());
-        layout = Layout::from_header(&header).map_err(RowsError::MissingColumn)?;
+        layout = ColumnLayout::from_header(&header).map_err(RowsError::MissingColumn)?;
     }
     while csv.read_byte_record(&mut raw).map_err(input_error)? {
         let line = raw.position().map_or(0, csv::Position::line);
@@ -202,7 +170,7 @@ impl RowScorer<'_> {
     pub(super) fn delimited(
         &self,
         row: &csv::StringRecord,
-        layout: &Layout,
+        layout: &ColumnLayout,
         line: u64,
     ) -> Result<Scored, Rejection> {
         let cells: [Cell<'_>; N_FIELDS] =
