@@ -92,7 +92,7 @@ rotated Secret in place, and the binaries see the new file without a restart.
 {{- define "heart-risk.httpAuthDir" -}}/etc/heart-risk/http-auth{{- end }}
 
 {{/*
-The chart's rules for the security values; included by the scorer Deployment, so `helm
+The chart's rules for the security and MLflow values; included by the scorer Deployment, so `helm
 template` and `helm install` fail with the value to change.
 */}}
 {{- define "heart-risk.validateSecurity" -}}
@@ -114,6 +114,30 @@ template` and `helm install` fail with the value to change.
 {{- end }}
 {{- if and .Values.autoscaling.keda.auth.enabled (ne .Values.autoscaling.keda.auth.sasl "plaintext") (not .Values.kafka.sasl.existingSecret) }}
 {{- fail "autoscaling.keda.auth.sasl needs kafka.sasl.existingSecret for KEDA's credentials" }}
+{{- end }}
+{{- $mlflow := .Values.mlflow }}
+{{- if and .Values.scorer.shadowFromMlflow (not $mlflow.trackingUri) }}
+{{- fail "scorer.shadowFromMlflow needs mlflow.trackingUri (the registry it looks the alias up in)" }}
+{{- end }}
+{{- if and .Values.scorer.shadowFromMlflow .Values.scorer.shadowModelVersion }}
+{{- fail "scorer.shadowFromMlflow and scorer.shadowModelVersion exclude each other: one challenger at a time" }}
+{{- end }}
+{{- with $mlflow.auth }}
+{{- if and .existingSecret (not $mlflow.trackingUri) }}
+{{- fail "mlflow.auth.existingSecret is set but mlflow.trackingUri is empty" }}
+{{- end }}
+{{- if and .existingSecret (not (or .tokenKey .usernameKey)) }}
+{{- fail "mlflow.auth.existingSecret needs mlflow.auth.tokenKey (a bearer token) or mlflow.auth.usernameKey and passwordKey" }}
+{{- end }}
+{{- if and .tokenKey .usernameKey }}
+{{- fail "mlflow.auth: set tokenKey or usernameKey and passwordKey, not both (the token would win)" }}
+{{- end }}
+{{- if or (and .usernameKey (not .passwordKey)) (and .passwordKey (not .usernameKey)) }}
+{{- fail "mlflow.auth.usernameKey and mlflow.auth.passwordKey go together" }}
+{{- end }}
+{{- if and (or .tokenKey .usernameKey) (not .existingSecret) }}
+{{- fail "mlflow.auth keys need mlflow.auth.existingSecret (the Secret that holds them)" }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -158,6 +182,58 @@ to authenticate.
     items:
       - key: {{ $.Values.kafka.ca.key }}
         path: ca.crt
+{{- end }}
+{{- end }}
+
+{{/*
+MLflow's credentials, as secretKeyRefs, for the pods that talk to the tracking server (the
+trainer with mlflow.trackingUri, the scorer with scorer.shadowFromMlflow).
+*/}}
+{{- define "heart-risk.mlflowEnv" -}}
+{{- $auth := .Values.mlflow.auth }}
+{{- if and .Values.mlflow.trackingUri $auth.existingSecret }}
+{{- with $auth.tokenKey }}
+- name: MLFLOW_TRACKING_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $auth.existingSecret }}
+      key: {{ . }}
+{{- end }}
+{{- with $auth.usernameKey }}
+- name: MLFLOW_TRACKING_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ $auth.existingSecret }}
+      key: {{ . }}
+{{- end }}
+{{- with $auth.passwordKey }}
+- name: MLFLOW_TRACKING_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $auth.existingSecret }}
+      key: {{ . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The trainer container's env: where it publishes (the scorer's models topic and model name,
+so the two cannot disagree), Kafka's Secrets, and MLflow's settings and Secrets.
+*/}}
+{{- define "heart-risk.trainer.env" -}}
+- name: TRAINER_TOPIC
+  value: {{ .Values.topicNames.models | quote }}
+- name: TRAINER_NAME
+  value: {{ .Values.scorer.modelName | quote }}
+{{- include "heart-risk.kafkaEnv" . }}
+{{- if .Values.mlflow.trackingUri }}
+- name: TRAINER_MLFLOW_OPTIONAL
+  value: {{ .Values.trainer.mlflow.optional | quote }}
+- name: TRAINER_MLFLOW_MODEL_NAME
+  value: {{ .Values.trainer.mlflow.modelName | default .Values.scorer.modelName | quote }}
+- name: TRAINER_MLFLOW_ALIAS
+  value: {{ .Values.trainer.mlflow.alias | quote }}
+{{- include "heart-risk.mlflowEnv" . }}
 {{- end }}
 {{- end }}
 
@@ -221,7 +297,7 @@ to authenticate.
 {{- end }}
 {{- end }}
 
-{{/* The scorer container's env: Kafka's Secrets, the registry's, the sidecar's. */}}
+{{/* The scorer container's env: Kafka's Secrets, the registry's, MLflow's, the sidecar's. */}}
 {{- define "heart-risk.scorer.env" -}}
 {{- include "heart-risk.kafkaEnv" . }}
 {{- with .Values.schemaRegistry.basicAuth.existingSecret }}
@@ -230,6 +306,9 @@ to authenticate.
     secretKeyRef:
       name: {{ . }}
       key: {{ $.Values.schemaRegistry.basicAuth.userInfoKey }}
+{{- end }}
+{{- if .Values.scorer.shadowFromMlflow }}
+{{- include "heart-risk.mlflowEnv" . }}
 {{- end }}
 {{- include "heart-risk.scorer.httpEnv" . }}
 {{- end }}
