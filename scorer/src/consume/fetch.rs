@@ -4,7 +4,7 @@
 //! the committed offsets.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,8 @@ pub(crate) struct FetchContext {
     pub held: Mutex<BTreeMap<i32, Hold>>,
     /// Where refusals (credentials, certificate) are reported.
     pub watch: ConnectionWatch,
+    /// The fetch stage has paused every assigned partition (the output stage is behind).
+    pub paused: AtomicBool,
 }
 
 /// A partition paused at `offset`, whose record names registry id `id`.
@@ -119,7 +121,7 @@ fn lag(p: &rdkafka::statistics::Partition) -> Option<i64> {
 }
 
 impl ConsumerContext for FetchContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let ids = partition_ids(tpl);
@@ -141,6 +143,12 @@ impl ConsumerContext for FetchContext {
                     );
                 }
                 self.handoff.forget(&ids);
+                // librdkafka keeps a partition's pause across its revoke and a later
+                // re-assignment: one paused when it left (the output stage behind, or held for
+                // the registry) would come back paused with nobody to resume it.
+                if let Err(error) = consumer.resume(tpl) {
+                    tracing::warn!(error = %error, "cannot resume revoked partitions");
+                }
                 let mut held = self.held();
                 for id in &ids {
                     held.remove(id);
@@ -160,7 +168,14 @@ impl ConsumerContext for FetchContext {
         }
     }
 
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // Newly assigned partitions join a paused fetch stage paused; it resumes them all.
+        if let Rebalance::Assign(tpl) = rebalance
+            && self.paused.load(Ordering::Relaxed)
+            && let Err(error) = consumer.pause(tpl)
+        {
+            tracing::warn!(error = %error, "cannot pause newly assigned partitions");
+        }
         if let Ok(assignment) = consumer.assignment() {
             self.metrics
                 .assigned_partitions
@@ -235,6 +250,10 @@ impl FetchStage<'_> {
         });
         match result {
             Ok(()) => {
+                self.consumer
+                    .context()
+                    .paused
+                    .store(pause, Ordering::Relaxed);
                 tracing::debug!(
                     paused = pause,
                     "fetching paused while the output stage is behind"

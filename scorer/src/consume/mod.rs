@@ -28,6 +28,7 @@ mod output;
 mod route;
 mod txn;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -192,6 +193,7 @@ pub fn run(
         revoke_wait: call_timeout,
         held: Mutex::default(),
         watch,
+        paused: AtomicBool::new(false),
     };
     let consumer: BaseConsumer<FetchContext> = config
         .consumer_config()?

@@ -221,6 +221,68 @@ fn records_wait_while_the_registry_is_down_and_none_is_dead_lettered() {
     assert!(dead.is_empty(), "{} dead letters", dead.len());
 }
 
+/// A partition held for the registry that moves to another replica and back is read again
+/// when the registry answers: librdkafka keeps a pause across a revoke and a re-assignment, so
+/// the replica must resume what it gives away.
+#[test]
+fn a_held_partition_that_moves_away_and_back_is_scored_once_the_registry_answers() {
+    let registry = StandIn::start();
+    let t = Topics::create("registry-move", 2);
+    let id = registry
+        .registry()
+        .register(
+            &value_subject(&t.patients),
+            PatientRecord::schema_info().text,
+        )
+        .unwrap();
+    support::publish_model(&t.models, &fixtures::model_version(1, 1.2));
+    let flags = [
+        "--schema-registry-url",
+        registry.url(),
+        "--schema-registry-timeout-ms",
+        "500",
+    ];
+    let mut a = Scorer::start(&t, &support::unique("tx-a"), &flags);
+    a.wait_ready(WAIT);
+    registry.set_outage(true);
+    let records: Vec<_> = (0..40).map(|i| patient(format!("move-{i}"))).collect();
+    let keys: BTreeSet<_> = records.iter().map(|r| r.patient_id.clone()).collect();
+    let sent: Vec<_> = records
+        .iter()
+        .map(|r| {
+            (
+                Some(r.patient_id.clone().into_bytes()),
+                Some(confluent(r, id)),
+            )
+        })
+        .collect();
+    Sender::new().send(&t.patients, &sent);
+    a.wait_metric(
+        "scorer_schema_registry_waiting_partitions",
+        "",
+        |v| v >= 2.0,
+        WAIT,
+    );
+
+    // B takes one of A's held partitions (cooperative-sticky), then leaves: it comes back.
+    let mut b = Scorer::start(&t, &support::unique("tx-b"), &flags);
+    b.wait_metric("scorer_assigned_partitions", "", |v| v >= 1.0, WAIT);
+    a.wait_metric("scorer_assigned_partitions", "", |v| v <= 1.0, WAIT);
+    assert!(b.terminate(WAIT).success());
+    a.wait_metric("scorer_assigned_partitions", "", |v| v >= 2.0, WAIT);
+
+    registry.set_outage(false);
+    let out = read_committed(&t.predictions, records.len(), WAIT, SETTLE);
+    support::assert_exactly_once(&out, &keys);
+    a.wait_metric(
+        "scorer_schema_registry_waiting_partitions",
+        "",
+        |v| v == 0.0,
+        WAIT,
+    );
+    assert!(a.alive());
+}
+
 #[test]
 fn a_missing_output_subject_is_a_startup_error_that_names_it() {
     let registry = StandIn::start();
