@@ -253,13 +253,20 @@ impl ConnectionWatch {
         // of a partition reaches the context when a consumer is served through its main
         // queue (a metadata wait): it is news, not an error.
         if (code == Some(RDKafkaErrorCode::AllBrokersDown) && self.failure().is_some())
-            || matches!(error, KafkaError::PartitionEOF(_))
+            || is_partition_end(error)
         {
             tracing::debug!(target: "librdkafka", error = %error, reason, "kafka client error");
             return;
         }
         tracing::error!(target: "librdkafka", error = %error, reason, "kafka client error");
     }
+}
+
+/// The end of a partition, however librdkafka reports it: per partition, or as a global error
+/// ("Global error: PartitionEOF") when it surfaces on the main queue.
+fn is_partition_end(error: &KafkaError) -> bool {
+    matches!(error, KafkaError::PartitionEOF(_))
+        || error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF)
 }
 
 impl ClientContext for ConnectionWatch {
@@ -367,6 +374,17 @@ mod tests {
         for (code, reason, kind) in cases {
             assert_eq!(FailureKind::classify(code, reason), kind, "{reason}");
         }
+    }
+
+    #[test]
+    fn the_end_of_a_partition_is_not_an_error_however_it_is_reported() {
+        assert!(is_partition_end(&KafkaError::PartitionEOF(3)));
+        assert!(is_partition_end(&KafkaError::Global(
+            RDKafkaErrorCode::PartitionEOF
+        )));
+        assert!(!is_partition_end(&KafkaError::Global(
+            RDKafkaErrorCode::AllBrokersDown
+        )));
     }
 
     #[test]

@@ -466,10 +466,15 @@ impl FetchStage<'_> {
                 for (partition, _) in &rewind.targets {
                     asked.add_partition(topic, *partition);
                 }
-                let stored = self
-                    .consumer
-                    .committed_offsets(asked, Duration::from_secs(10))
-                    .ok();
+                // Nothing owned (revoked meanwhile): no need to ask a coordinator that may be
+                // the broker that went away.
+                let stored = (asked.count() > 0)
+                    .then(|| {
+                        self.consumer
+                            .committed_offsets(asked, Duration::from_secs(10))
+                            .ok()
+                    })
+                    .flatten();
                 for (partition, tracked) in &rewind.targets {
                     let offset = stored
                         .as_ref()
