@@ -146,10 +146,11 @@ fn both_framings_on_one_topic_are_scored_and_outputs_carry_registry_ids() {
     );
 }
 
-#[test]
-fn records_wait_while_the_registry_is_down_and_none_is_dead_lettered() {
+/// A stand-in registry with the patients subject registered (its id), and topics whose models
+/// topic holds version 1.
+fn registered(test: &str) -> (StandIn, Topics, u32) {
     let registry = StandIn::start();
-    let t = Topics::create("registry-outage", 2);
+    let t = Topics::create(test, 2);
     let id = registry
         .registry()
         .register(
@@ -158,6 +159,27 @@ fn records_wait_while_the_registry_is_down_and_none_is_dead_lettered() {
         )
         .unwrap();
     support::publish_model(&t.models, &fixtures::model_version(1, 1.2));
+    (registry, t, id)
+}
+
+/// Sends `records` Confluent-framed with writer schema `id`, keyed by patient id; their keys.
+fn send_confluent(topic: &str, records: &[PatientRecord], id: u32) -> BTreeSet<String> {
+    let sent: Vec<_> = records
+        .iter()
+        .map(|r| {
+            (
+                Some(r.patient_id.clone().into_bytes()),
+                Some(confluent(r, id)),
+            )
+        })
+        .collect();
+    Sender::new().send(topic, &sent);
+    records.iter().map(|r| r.patient_id.clone()).collect()
+}
+
+#[test]
+fn records_wait_while_the_registry_is_down_and_none_is_dead_lettered() {
+    let (registry, t, id) = registered("registry-outage");
     let mut scorer = Scorer::start(
         &t,
         &support::unique("tx"),
@@ -174,17 +196,7 @@ fn records_wait_while_the_registry_is_down_and_none_is_dead_lettered() {
     registry.set_outage(true);
 
     let records: Vec<_> = (0..30).map(|i| patient(format!("wait-{i}"))).collect();
-    let keys: BTreeSet<_> = records.iter().map(|r| r.patient_id.clone()).collect();
-    let sent: Vec<_> = records
-        .iter()
-        .map(|r| {
-            (
-                Some(r.patient_id.clone().into_bytes()),
-                Some(confluent(r, id)),
-            )
-        })
-        .collect();
-    Sender::new().send(&t.patients, &sent);
+    let keys = send_confluent(&t.patients, &records, id);
 
     scorer.wait_metric(
         "scorer_schema_registry_waiting_partitions",
@@ -226,16 +238,7 @@ fn records_wait_while_the_registry_is_down_and_none_is_dead_lettered() {
 /// the replica must resume what it gives away.
 #[test]
 fn a_held_partition_that_moves_away_and_back_is_scored_once_the_registry_answers() {
-    let registry = StandIn::start();
-    let t = Topics::create("registry-move", 2);
-    let id = registry
-        .registry()
-        .register(
-            &value_subject(&t.patients),
-            PatientRecord::schema_info().text,
-        )
-        .unwrap();
-    support::publish_model(&t.models, &fixtures::model_version(1, 1.2));
+    let (registry, t, id) = registered("registry-move");
     let flags = [
         "--schema-registry-url",
         registry.url(),
@@ -246,17 +249,7 @@ fn a_held_partition_that_moves_away_and_back_is_scored_once_the_registry_answers
     a.wait_ready(WAIT);
     registry.set_outage(true);
     let records: Vec<_> = (0..40).map(|i| patient(format!("move-{i}"))).collect();
-    let keys: BTreeSet<_> = records.iter().map(|r| r.patient_id.clone()).collect();
-    let sent: Vec<_> = records
-        .iter()
-        .map(|r| {
-            (
-                Some(r.patient_id.clone().into_bytes()),
-                Some(confluent(r, id)),
-            )
-        })
-        .collect();
-    Sender::new().send(&t.patients, &sent);
+    let keys = send_confluent(&t.patients, &records, id);
     a.wait_metric(
         "scorer_schema_registry_waiting_partitions",
         "",
