@@ -19,6 +19,8 @@ pub enum Stage {
     Output,
     /// Fetching writer schemas from the Schema Registry.
     Registry,
+    /// Getting the assigned partitions' committed offsets from the group coordinator.
+    Offsets,
 }
 
 /// Pipeline state shared with the HTTP sidecar.

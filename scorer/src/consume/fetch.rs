@@ -46,6 +46,32 @@ pub(crate) struct FetchContext {
     pub watch: ConnectionWatch,
     /// The fetch stage has paused every assigned partition (the output stage is behind).
     pub paused: AtomicBool,
+    /// Assigned partitions that the statistics show not fetching (no start offset yet), and
+    /// since when.
+    pub unstarted: Mutex<Option<Unstarted>>,
+}
+
+/// Assigned partitions without a start offset, since `since`, as the statistics last `seen`.
+#[derive(Debug, Clone)]
+pub(crate) struct Unstarted {
+    partitions: Vec<i32>,
+    since: Instant,
+    seen: Instant,
+}
+
+impl Unstarted {
+    /// `current` (the assigned partitions not fetching now) against what was seen before: the
+    /// wait goes on while any partition is in it.
+    fn update(previous: Option<Self>, current: Vec<i32>, now: Instant) -> Option<Self> {
+        if current.is_empty() {
+            return None;
+        }
+        Some(Self {
+            partitions: current,
+            since: previous.map_or(now, |p| p.since),
+            seen: now,
+        })
+    }
 }
 
 /// A partition paused at `offset`, whose record names registry id `id`.
@@ -94,9 +120,15 @@ impl ClientContext for FetchContext {
         self.metrics
             .fetch_queue_bytes
             .set(i64::try_from(queued).unwrap_or(i64::MAX));
+        let mut unstarted = Vec::new();
         for (id, p) in &topic.partitions {
             if *id < 0 || !p.desired {
                 continue;
+            }
+            // A partition waits here while the group coordinator withholds its committed
+            // offset, which it does as long as a transaction that commits it is open.
+            if p.fetch_state != "active" {
+                unstarted.push(*id);
             }
             if let Some(lag) = lag(p) {
                 self.metrics
@@ -105,6 +137,12 @@ impl ClientContext for FetchContext {
                     .set(lag);
             }
         }
+        unstarted.sort_unstable();
+        let mut slot = self
+            .unstarted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = Unstarted::update(slot.take(), unstarted, Instant::now());
     }
 }
 
@@ -219,6 +257,11 @@ const PROBE_IDLE: Duration = Duration::from_secs(1);
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The statistics that show partitions not fetching come every 5 s (`statistics.interval.ms`):
+/// a wait is reported after no less than two of them, and a view older than that (statistics
+/// turned off) is not trusted.
+const START_OFFSET_GRACE: Duration = Duration::from_secs(10);
+
 /// Whether an idle replica can reach a broker.
 #[derive(Debug)]
 struct Reachability {
@@ -228,6 +271,19 @@ struct Reachability {
     /// Since the first probe that failed, while they fail.
     failing_since: Option<Instant>,
     last_logged: Option<Instant>,
+    /// When a broker last answered again after probes failed (or the stage started).
+    answering_since: Instant,
+}
+
+impl Reachability {
+    /// A broker answered (a probe, or a record).
+    fn answered(&mut self) -> bool {
+        let was_failing = self.failing_since.take().is_some();
+        if was_failing {
+            self.answering_since = Instant::now();
+        }
+        was_failing
+    }
 }
 
 impl FetchStage<'_> {
@@ -402,7 +458,7 @@ impl FetchStage<'_> {
         reach.last_probe = now;
         match self.consumer.fetch_metadata(Some(topic), PROBE_TIMEOUT) {
             Ok(_) => {
-                if reach.failing_since.take().is_some() {
+                if reach.answered() {
                     self.status.set_problem(Stage::Broker, None);
                     tracing::info!("a broker answers again");
                 }
@@ -430,6 +486,49 @@ impl FetchStage<'_> {
         }
     }
 
+    /// Turns readiness off (and logs at error once per interval) while assigned partitions have
+    /// had no start offset for `--stall-timeout-ms` (at least [`START_OFFSET_GRACE`]) with a
+    /// broker answering (with none, the broker problem says it all); on again once they all
+    /// fetch. `reported` is when the problem was last logged, `None` while there is none.
+    fn watch_start_offsets(&self, reach: &Reachability, reported: &mut Option<Instant>) {
+        let unstarted = self
+            .consumer
+            .context()
+            .unstarted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let waiting = |u: &Unstarted| u.since.max(reach.answering_since).elapsed();
+        let bound = self.stall_timeout.max(START_OFFSET_GRACE);
+        let Some(u) = unstarted.filter(|u| {
+            reach.failing_since.is_none()
+                && u.seen.elapsed() < START_OFFSET_GRACE
+                && waiting(u) >= bound
+        }) else {
+            if reported.take().is_some() {
+                self.status.set_problem(Stage::Offsets, None);
+                tracing::info!("every assigned partition fetches again");
+            }
+            return;
+        };
+        let waited = waiting(&u).as_secs();
+        self.status.set_problem(
+            Stage::Offsets,
+            Some(format!(
+                "partitions {:?} have had no start offset for {waited} s: the group coordinator withholds committed offsets while a transaction that commits them is open; one that a broker failure left open (hanging) stays so until aborted: kafka-transactions.sh find-hanging lists it, kafka-transactions.sh abort ends it",
+                u.partitions
+            )),
+        );
+        if reported.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+            tracing::error!(
+                partitions = ?u.partitions,
+                waited_s = waited,
+                "assigned partitions do not start: their committed offsets stay unstable; check for hanging transactions (kafka-transactions.sh find-hanging)"
+            );
+            *reported = Some(Instant::now());
+        }
+    }
+
     /// Polls and routes until stopped, then hands over the open batch (drain).
     ///
     /// # Errors
@@ -447,15 +546,23 @@ impl FetchStage<'_> {
         let mut clock_stale = false;
         let mut paused = false;
         let mut registry_reported = None;
+        let mut offsets_reported = None;
+        let mut offsets_checked = Instant::now();
         let mut reach = Reachability {
             idle_since: None,
             last_probe: Instant::now(),
             failing_since: None,
             last_logged: None,
+            answering_since: Instant::now(),
         };
         while !self.stop.is_cancelled() {
             self.retry_holds(decoder, &mut registry_reported);
             self.probe_broker(topic, &mut reach);
+            // The statistics it reads change every few seconds; the loop turns per record.
+            if offsets_checked.elapsed() >= PROBE_INTERVAL {
+                self.watch_start_offsets(&reach, &mut offsets_reported);
+                offsets_checked = Instant::now();
+            }
             if let Some(rewind) = handoff.take_rewind() {
                 ctx.take_open();
                 epoch += 1;
@@ -530,7 +637,7 @@ impl FetchStage<'_> {
                 }
                 Some(Ok(message)) => {
                     reach.idle_since = None;
-                    if reach.failing_since.take().is_some() {
+                    if reach.answered() {
                         self.status.set_problem(Stage::Broker, None);
                         tracing::info!("records arrive again: a broker is reachable");
                     }
@@ -633,4 +740,23 @@ fn trace_context(
         .iter()
         .find(|h| h.key == heart_schemas::trace::HEADER)
         .and_then(|h| heart_schemas::TraceParent::parse(h.value?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_for_start_offsets_lasts_while_any_partition_waits() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_secs(5);
+        let first = Unstarted::update(None, vec![0, 1], t0).unwrap();
+        assert_eq!(first.since, t0);
+        // One partition started, the other still waits: the wait keeps its beginning.
+        let later = Unstarted::update(Some(first), vec![1], t1).unwrap();
+        assert_eq!((later.partitions.as_slice(), later.since), (&[1][..], t0));
+        assert!(Unstarted::update(Some(later), Vec::new(), t1).is_none());
+        // A new wait begins anew.
+        assert_eq!(Unstarted::update(None, vec![2], t1).unwrap().since, t1);
+    }
 }

@@ -194,6 +194,7 @@ pub fn run(
         held: Mutex::default(),
         watch,
         paused: AtomicBool::new(false),
+        unstarted: Mutex::new(None),
     };
     let consumer: BaseConsumer<FetchContext> = config
         .consumer_config()?

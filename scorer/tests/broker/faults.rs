@@ -329,7 +329,35 @@ fn a_stalled_pipeline_turns_readiness_off_with_the_reason_and_heals() {
             "{reason}"
         );
         broker.resume();
-        scorer.wait_ready(Duration::from_secs(120));
+        // A commit whose markers the restarted broker skips (it does, now and then, while its
+        // previous incarnation is being fenced) leaves its transaction open for good, and with
+        // it the group's offsets: the replica says so, and once the operator aborts it, heals.
+        // (An open transaction the broker will still time out looks the same to the replica
+        // for a while; find-hanging does not list that one, so it is asked again.)
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut aborted = Vec::new();
+        let mut asked: Option<Instant> = None;
+        loop {
+            let (status, body) =
+                support::http(scorer.port, "GET", "/readyz", None).unwrap_or((0, String::new()));
+            if status == 200 {
+                break;
+            }
+            if body.contains("find-hanging")
+                && aborted.is_empty()
+                && asked.is_none_or(|t| t.elapsed() >= Duration::from_secs(5))
+            {
+                aborted = broker.abort_hanging_transactions();
+                asked = Some(Instant::now());
+                eprintln!("aborted hanging transactions: {aborted:?}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not ready again: {body}\n{}",
+                scorer.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
         feeder.join().unwrap();
         expect_each_once(&t.predictions, &records);
         assert!(scorer.alive(), "{}", scorer.log_text());

@@ -92,6 +92,76 @@ impl OwnBroker {
         );
     }
 
+    /// What an operator does about transactions a broker failure left open: aborts each one
+    /// `kafka-transactions.sh find-hanging` lists on this broker, the outputs first and the
+    /// group's offsets last (aborting the offsets first lets the replica start again, and its
+    /// next commit, by the same producer id, would commit the hanging outputs too: duplicates).
+    /// Returns those it aborted as `topic-partition@start-offset`; one that ended between the
+    /// listing and the abort is left out.
+    pub fn abort_hanging_transactions(&self) -> Vec<String> {
+        let mut hanging: Vec<(String, String, String)> = Vec::new();
+        for scope in [["--broker-id", "1"], ["--topic", "__consumer_offsets"]] {
+            let find = [
+                &["find-hanging", "--max-transaction-timeout", "0"],
+                &scope[..],
+            ]
+            .concat();
+            let out = self.transactions(&find).unwrap_or_else(|e| panic!("{e}"));
+            for line in out.lines().skip(1) {
+                let cols: Vec<&str> = line.split('\t').map(str::trim).collect();
+                let [topic, partition, .., start] = cols[..6] else {
+                    panic!("unexpected find-hanging line: {line}");
+                };
+                let row = (topic.to_owned(), partition.to_owned(), start.to_owned());
+                if !hanging.contains(&row) {
+                    hanging.push(row);
+                }
+            }
+        }
+        hanging.sort_by_key(|(topic, ..)| topic == "__consumer_offsets");
+        let mut aborted = Vec::new();
+        for (topic, partition, start) in &hanging {
+            let abort = [
+                "abort",
+                "--topic",
+                topic,
+                "--partition",
+                partition,
+                "--start-offset",
+                start,
+            ];
+            match self.transactions(&abort) {
+                Ok(_) => aborted.push(format!("{topic}-{partition}@{start}")),
+                Err(e) if e.contains("Could not find any open transactions") => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        aborted
+    }
+
+    /// Runs Kafka's `kafka-transactions.sh` against this broker: its standard output, or what
+    /// it said on failure.
+    fn transactions(&self, args: &[&str]) -> Result<String, String> {
+        let out = self
+            .command("run-class")
+            .args([
+                "org.apache.kafka.tools.TransactionsCommand",
+                "--bootstrap-server",
+                &self.bootstrap(),
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "kafka-transactions.sh {args:?} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
     fn command(&self, verb: &str) -> Command {
         let mut c = Command::new(&self.script);
         c.arg(verb)
@@ -100,8 +170,12 @@ impl OwnBroker {
             .env("KAFKA_STATE_DIR", &self.state)
             .env_remove("KAFKA_SASL_SSL_PORT")
             .env("KAFKA_HEAP", "-Xmx384m -Xms128m")
-            // A resumed broker re-registers after this instead of Kafka's 9 s default.
-            .env("KAFKA_BROKER_SESSION_TIMEOUT_MS", "3000");
+            // A resumed broker acts on its dead incarnation's registration until the controller
+            // fences that one, this long after starting (Kafka's default: 9 s). Transaction
+            // markers it sends meanwhile are skipped for good ("Couldn't find leader endpoint"),
+            // leaving a commit open; fenced before its coordinators load (~1 s in), it has
+            // nothing to skip.
+            .env("KAFKA_BROKER_SESSION_TIMEOUT_MS", "600");
         c
     }
 }
